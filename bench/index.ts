@@ -1,0 +1,12 @@
+/**
+ * `npm run bench`: every benchmark of the project, side by side with the
+ * alternatives. Figures are from the real clock of this machine.
+ */
+import * as Contracts from "./contracts.ts"
+
+console.log(`node ${process.version}, ${new Date().toISOString()}`)
+const only = process.argv[2]
+const suites: Record<string, () => void | Promise<void>> = { contracts: Contracts.run }
+for (const [name, run] of Object.entries(suites)) {
+  if (only === undefined || only === name) await run()
+}

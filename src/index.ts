@@ -1,0 +1,14 @@
+/**
+ * market-data-pipeline: backpressure-aware rate control on Effect 4.
+ *
+ * @since 0.1.0
+ */
+export * from "./contracts/BackpressureLevel.ts"
+export * from "./contracts/Codec.ts"
+export * from "./contracts/Control.ts"
+export * from "./contracts/FeedbackEvent.ts"
+export * from "./contracts/FeedbackPublisher.ts"
+export * from "./contracts/Health.ts"
+export * from "./contracts/MetricSeries.ts"
+export * from "./contracts/RateAdjustment.ts"
+export * from "./contracts/RateController.ts"

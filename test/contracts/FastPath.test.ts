@@ -1,0 +1,80 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Arbitrary, Effect, Exit, Schema } from "effect"
+import { decodeUnknown } from "market-data-pipeline"
+import { codecOf, Invalid } from "../../src/contracts/internal/wire.ts"
+import { contracts } from "./all.ts"
+
+// The compiled wire codec must accept exactly what the Schema accepts, and decode to the same value.
+
+const junk: ReadonlyArray<unknown> = [
+  undefined,
+  null,
+  true,
+  0,
+  -1,
+  1.5,
+  2 ** 53,
+  -0,
+  1e300,
+  Infinity,
+  NaN,
+  "",
+  "5",
+  "ok",
+  "OK",
+  "healthy",
+  "liveness",
+  "pause",
+  "error",
+  "a\ud800",
+  [],
+  [1],
+  {},
+  { values: { a: 1 } },
+  { values: {} },
+  { status: "ok" },
+  { name: "x", state: "healthy" }
+]
+
+// Replaces one value somewhere in an encoded document by a junk value, or drops a key.
+const mutate = (doc: any, path: ReadonlyArray<number>, pick: number): any => {
+  if (typeof doc !== "object" || doc === null) return junk[pick % junk.length]
+  const keys = Object.keys(doc)
+  if (keys.length === 0 || path.length === 0) return junk[pick % junk.length]
+  const key = keys[path[0]! % keys.length]!
+  const copy: any = Array.isArray(doc) ? [...doc] : { ...doc }
+  if (path.length === 1 && pick % 7 === 0 && !Array.isArray(doc)) {
+    delete copy[key]
+  } else {
+    copy[key] = mutate(doc[key], path.slice(1), pick)
+  }
+  return copy
+}
+
+describe("compiled wire codec agrees with the Schema", () => {
+  for (const [name, schema] of Object.entries(contracts)) {
+    const codec = codecOf(schema)!
+    const encode = Schema.encodeSync(schema)
+    const decodeWithSchema = Schema.decodeUnknownExit(schema)
+    const arbitrary = Arbitrary.all({
+      value: Arbitrary.schema(Schema.toType(schema)),
+      path: Arbitrary.array(Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 9 }))), {
+        maxLength: 4
+      }),
+      pick: Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 })))
+    })
+    it.prop(`${name}: same verdict and value on mutated documents`, { input: arbitrary }, ({ input }) => {
+      const document = mutate(encode(input.value), input.path, input.pick)
+      const fast = codec.decode(document)
+      const slow = decodeWithSchema(document)
+      if (Exit.isSuccess(slow)) {
+        assert.notStrictEqual(fast, Invalid, `schema accepted, codec rejected ${JSON.stringify(document)}`)
+        assert.deepStrictEqual(fast, slow.value)
+      } else {
+        assert.strictEqual(fast, Invalid, `schema rejected, codec accepted ${JSON.stringify(document)}`)
+        // and the public decoder then reports the schema's issues
+        assert.strictEqual(Effect.runSync(Effect.flip(decodeUnknown(schema)(document)))._tag, "ContractError")
+      }
+    }, { arbitrary: { runs: 500 } })
+  }
+})

@@ -1,6 +1,8 @@
 /**
  * @since 0.1.0
  */
+import * as Data from "effect/Data"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 
 /**
@@ -30,3 +32,32 @@ export type BackpressureLevel = typeof BackpressureLevel.Type
  * @category contracts
  */
 export const levelOrdinal = (level: BackpressureLevel): 0 | 1 | 2 => level === "ok" ? 0 : level === "soft" ? 1 : 2
+
+/**
+ * A pressure level given as a string that is not `ok`, `soft` or `hard` in
+ * any case.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidPressureLevel extends Data.TaggedError("InvalidPressureLevel")<{
+  readonly input: string
+}> {
+  override get message(): string {
+    return `invalid pressure level ${JSON.stringify(this.input)}: expected ok, soft or hard (any case)`
+  }
+}
+
+/**
+ * Reads a level from a string in any case (`"SOFT"` → `"soft"`), as the
+ * Python docs promise and its code does not.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const parseLevel = (input: string): Result.Result<BackpressureLevel, InvalidPressureLevel> => {
+  const level = input.toLowerCase()
+  return level === "ok" || level === "soft" || level === "hard"
+    ? Result.succeed(level)
+    : Result.fail(new InvalidPressureLevel({ input }))
+}

@@ -1,0 +1,123 @@
+/**
+ * Per-provider token buckets that every provider call goes through.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type { BackpressureLevel, InvalidPressureLevel } from "../contracts/BackpressureLevel.ts"
+import { make as makeCoordinator } from "./internal/coordinator.ts"
+import type { AcquireError, InvalidProviderOptions, InvalidScale, UnknownProvider } from "./RateError.ts"
+
+/**
+ * How a provider is paced. Every field is optional.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProviderOptions {
+  /** Burst: the most tokens the bucket holds (a positive integer). Default 60. */
+  readonly capacity?: number
+  /** Base refill rate in tokens per second (positive, finite). Default 60. */
+  readonly refillRate?: number
+  /** Default duration of `triggerCooldown`, in seconds. Default 600. */
+  readonly cooldownSec?: number
+  /** Consecutive failures that open the circuit breaker (a positive integer). Default 5. */
+  readonly breakerThreshold?: number
+  /** Seconds the breaker stays open before letting a trial call through. Default 60. */
+  readonly breakerTimeoutSec?: number
+}
+
+/**
+ * A snapshot of one provider's pacing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProviderState {
+  readonly provider: string
+  readonly capacity: number
+  /** The registered refill rate, tokens/s. */
+  readonly baseRate: number
+  /** The rate in force: `baseRate × scale` (0 while paused). */
+  readonly rate: number
+  readonly scale: number
+  readonly pressure: BackpressureLevel
+  /** Tokens in the bucket now (fractional). */
+  readonly available: number
+  /** Acquirers parked in the FIFO queue. */
+  readonly waiters: number
+  readonly circuit: "closed" | "open" | "half_open"
+  readonly inCooldown: boolean
+}
+
+/**
+ * Paces provider calls with one token bucket per provider (burst =
+ * `capacity`, refilled at `refillRate × scale` tokens/s, starting full), a
+ * circuit breaker and cooldowns. Waiters are served first-in first-out, also
+ * for weighted acquires; a rate change re-times them at once; scale 0 pauses
+ * the provider completely; an interrupted waiter takes nothing. Time comes
+ * only from the `Clock`, so everything runs under `TestClock`.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class RateCoordinator extends Context.Service<RateCoordinator, {
+  /**
+   * Registers a provider, or replaces its configuration and state (full
+   * bucket, scale 1, pressure ok, breaker closed) if it exists; parked
+   * waiters stay in line.
+   */
+  readonly registerProvider: (name: string, options?: ProviderOptions) => Effect.Effect<void, InvalidProviderOptions>
+  /** Waits until `tokens` (default 1) are granted, in arrival order. */
+  readonly acquire: (provider: string, tokens?: number) => Effect.Effect<void, AcquireError>
+  /** Takes `tokens` now if they are there and nobody is waiting; never waits. */
+  readonly tryAcquire: (provider: string, tokens?: number) => Effect.Effect<boolean, AcquireError>
+  /**
+   * Sets the rate to `baseRate × scale`; the scale is clamped to [0, 1] and 0
+   * pauses. A logged no-op for a provider this coordinator does not own.
+   */
+  readonly setBudgetScale: (provider: string, scale: number) => Effect.Effect<void, InvalidScale>
+  /**
+   * Records the backpressure level (a level, or a string in any case). A
+   * logged no-op for a provider this coordinator does not own.
+   */
+  readonly setGlobalPressure: (
+    provider: string,
+    level: BackpressureLevel | string
+  ) => Effect.Effect<void, InvalidPressureLevel>
+  readonly state: (provider: string) => Effect.Effect<ProviderState, UnknownProvider>
+  /** The registered providers, in registration order. */
+  readonly providers: Effect.Effect<ReadonlyArray<string>>
+  /** Counts a failed provider call towards opening the circuit breaker. */
+  readonly recordFailure: (provider: string) => Effect.Effect<void>
+  /** A successful call: resets the failure count and closes a half-open breaker. */
+  readonly recordSuccess: (provider: string) => Effect.Effect<void>
+  /**
+   * Starts a cooldown of `scope` lasting `durationSec` (default: the
+   * provider's `cooldownSec`) and returns at once. Scope `"global"` makes
+   * `acquire` fail until the deadline.
+   */
+  readonly triggerCooldown: (provider: string, scope: string, durationSec?: number) => Effect.Effect<void>
+}>()("market-data-pipeline/RateCoordinator") {
+  /**
+   * Builds an in-memory coordinator. Its timers run in the given scope, and
+   * its metrics (`pipeline_rate_*`, `pipeline_backpressure_state`) register in
+   * the `Metric.MetricRegistry` of the context it is built in, until the
+   * scope closes.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static readonly make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope> = makeCoordinator
+
+  /**
+   * The in-memory `RateCoordinator`.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layer: Layer.Layer<RateCoordinator> = Layer.effect(RateCoordinator, RateCoordinator.make)
+}

@@ -1,0 +1,126 @@
+/**
+ * The errors of rate control. Each names the provider and says what to do.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+
+/**
+ * The provider was never registered with this coordinator.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UnknownProvider extends Data.TaggedError("UnknownProvider")<{
+  readonly provider: string
+}> {
+  override get message(): string {
+    return `provider ${JSON.stringify(this.provider)} is not registered`
+  }
+}
+
+/**
+ * More tokens were asked for at once than the bucket can ever hold: the
+ * request could never be granted, so it fails at once instead of waiting.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ExceedsCapacity extends Data.TaggedError("ExceedsCapacity")<{
+  readonly provider: string
+  readonly tokens: number
+  readonly capacity: number
+}> {
+  override get message(): string {
+    return `provider ${JSON.stringify(this.provider)}: ${this.tokens} tokens requested, capacity is ${this.capacity}`
+  }
+}
+
+/**
+ * A token count that is not a positive integer.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidTokenCount extends Data.TaggedError("InvalidTokenCount")<{
+  readonly provider: string
+  readonly tokens: number
+}> {
+  override get message(): string {
+    return `provider ${JSON.stringify(this.provider)}: token count must be a positive integer, got ${this.tokens}`
+  }
+}
+
+/**
+ * The provider's circuit breaker is open after repeated failures.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitOpen extends Data.TaggedError("CircuitOpen")<{
+  readonly provider: string
+  /** Seconds until the breaker lets a trial call through. */
+  readonly retryAfterSec: number
+}> {
+  override get message(): string {
+    return `circuit open for provider ${JSON.stringify(this.provider)}, retry in ${this.retryAfterSec.toFixed(3)} s`
+  }
+}
+
+/**
+ * The provider is in a global cooldown (for example after a pacing violation).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ProviderInCooldown extends Data.TaggedError("ProviderInCooldown")<{
+  readonly provider: string
+  /** Seconds until the cooldown ends. */
+  readonly remainingSec: number
+}> {
+  override get message(): string {
+    return `provider ${JSON.stringify(this.provider)} is in cooldown for ${this.remainingSec.toFixed(3)} s`
+  }
+}
+
+/**
+ * Provider options that cannot describe a token bucket.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidProviderOptions extends Data.TaggedError("InvalidProviderOptions")<{
+  readonly provider: string
+  readonly option: string
+  readonly value: unknown
+  readonly expected: string
+}> {
+  override get message(): string {
+    return `provider ${JSON.stringify(this.provider)}: ${this.option} must be ${this.expected}, got ${
+      String(this.value)
+    }`
+  }
+}
+
+/**
+ * A scale that is not a finite number.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidScale extends Data.TaggedError("InvalidScale")<{
+  readonly provider: string
+  readonly scale: number
+}> {
+  override get message(): string {
+    return `provider ${JSON.stringify(this.provider)}: scale must be a finite number, got ${this.scale}`
+  }
+}
+
+/**
+ * Why an `acquire` or `tryAcquire` failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type AcquireError = UnknownProvider | ExceedsCapacity | InvalidTokenCount | CircuitOpen | ProviderInCooldown

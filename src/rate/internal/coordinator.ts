@@ -1,0 +1,347 @@
+/**
+ * The in-memory RateCoordinator: a map of buckets, a timer fiber per
+ * provider while it has parked waiters, and metrics read at scrape time.
+ *
+ * @internal
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberSet from "effect/FiberSet"
+import * as Metric from "effect/Metric"
+import * as Result from "effect/Result"
+import type * as Scope from "effect/Scope"
+import { type BackpressureLevel, levelOrdinal, parseLevel } from "../../contracts/BackpressureLevel.ts"
+import type { ProviderOptions, ProviderState, RateCoordinator } from "../RateCoordinator.ts"
+import {
+  CircuitOpen,
+  ExceedsCapacity,
+  InvalidProviderOptions,
+  InvalidScale,
+  InvalidTokenCount,
+  ProviderInCooldown,
+  UnknownProvider
+} from "../RateError.ts"
+import * as B from "./bucket.ts"
+
+const defaults = {
+  capacity: 60,
+  refillRate: 60,
+  cooldownSec: 600,
+  breakerThreshold: 5,
+  breakerTimeoutSec: 60
+} as const
+
+const validate = (name: string, options: ProviderOptions): Result.Result<B.BucketOptions, InvalidProviderOptions> => {
+  const resolved = { ...defaults, ...options }
+  const check = (option: keyof typeof defaults, ok: (value: number) => boolean, expected: string) =>
+    ok(resolved[option]) ? undefined : new InvalidProviderOptions({
+      provider: name,
+      option,
+      value: resolved[option],
+      expected
+    })
+  const positiveInteger = (v: number) => Number.isSafeInteger(v) && v > 0
+  const positive = (v: number) => Number.isFinite(v) && v > 0
+  const error = check("capacity", positiveInteger, "a positive integer") ??
+    check("refillRate", positive, "a positive finite number") ??
+    check("cooldownSec", positive, "a positive finite number") ??
+    check("breakerThreshold", positiveInteger, "a positive integer") ??
+    check("breakerTimeoutSec", positive, "a positive finite number")
+  return error === undefined ? Result.succeed(resolved) : Result.fail(error)
+}
+
+const registerMetrics = (b: B.Bucket, provider: string, context: Context.Context<never>): () => void => {
+  const attributes = { provider }
+  const registrations = [
+    Metric.registerUnsafe(
+      Metric.gauge("pipeline_rate_scale_factor", { description: "Rate scale factor in force (0..1)", attributes }),
+      context,
+      { get: () => ({ value: b.scale }), update: () => {}, modify: () => {} }
+    ),
+    Metric.registerUnsafe(
+      Metric.gauge("pipeline_backpressure_state", {
+        description: "Backpressure level (0=ok, 1=soft, 2=hard)",
+        attributes
+      }),
+      context,
+      { get: () => ({ value: levelOrdinal(b.pressure) }), update: () => {}, modify: () => {} }
+    ),
+    Metric.registerUnsafe(
+      Metric.counter("pipeline_rate_tokens_granted_total", { description: "Tokens granted", attributes }),
+      context,
+      { get: () => ({ count: b.granted, incremental: true }), update: () => {}, modify: () => {} }
+    ),
+    Metric.registerUnsafe(
+      Metric.gauge("pipeline_rate_waiters", { description: "Acquirers parked waiting for tokens", attributes }),
+      context,
+      { get: () => ({ value: b.waiting }), update: () => {}, modify: () => {} }
+    ),
+    Metric.registerUnsafe(
+      Metric.histogram("pipeline_rate_wait_seconds", {
+        description: "Time from acquire to grant, seconds",
+        boundaries: B.WAIT_BOUNDARIES,
+        attributes
+      }),
+      context,
+      {
+        get: () => {
+          // immediate grants waited 0 s: they fall in every bucket
+          let cumulative = b.immediate
+          const buckets = B.WAIT_BOUNDARIES.map((boundary, i): [number, number] => {
+            cumulative += b.waitBuckets?.[i] ?? 0
+            return [boundary, cumulative]
+          })
+          const count = b.immediate + b.waitCount
+          return {
+            buckets,
+            count,
+            sum: b.waitSum,
+            min: count === 0 ? 0 : b.immediate > 0 ? 0 : b.waitSum / b.waitCount,
+            max: b.waitMax
+          }
+        },
+        update: () => {},
+        modify: () => {}
+      }
+    )
+  ]
+  return () => {
+    for (const registration of registrations) registration.remove()
+  }
+}
+
+/** @internal */
+export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope> = Effect.gen(function*() {
+  const clock = yield* Clock.Clock
+  const context = yield* Effect.context<never>()
+  const runFork = yield* FiberSet.makeRuntime<never, void, never>()
+  const buckets = new Map<string, B.Bucket>()
+  const unregister = new Map<string, () => void>()
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      for (const remove of unregister.values()) remove()
+    })
+  )
+
+  const now = (): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e9
+
+  const complete = (granted: Array<B.Waiter> | undefined): void => {
+    if (granted !== undefined) { for (const waiter of granted) Deferred.doneUnsafe(waiter.deferred, Exit.void) }
+  }
+
+  const timer = (b: B.Bucket): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      complete(B.drain(b, now()))
+      if (b.waiting === 0) {
+        b.timer = false
+        return Effect.void
+      }
+      const wake = Deferred.makeUnsafe<void>()
+      b.wake = wake
+      const deadline = B.nextDeadline(b)
+      const sleep = deadline === undefined
+        ? Deferred.await(wake)
+        : Effect.raceFirst(clock.sleep(Duration.seconds(deadline)), Deferred.await(wake))
+      return Effect.flatMap(sleep, () => timer(b))
+    })
+
+  // Something changed the head of the line or the rate: grant what can be
+  // granted now and have the timer (started if needed) recompute.
+  const reschedule = (b: B.Bucket, at: number): void => {
+    complete(B.drain(b, at))
+    if (b.waiting === 0) return
+    if (b.timer) {
+      if (b.wake !== undefined) Deferred.doneUnsafe(b.wake, Exit.void)
+    } else {
+      b.timer = true
+      runFork(timer(b))
+    }
+  }
+
+  const park = (b: B.Bucket, tokens: number, since: number): Effect.Effect<void, ExceedsCapacity> =>
+    Effect.uninterruptibleMask((restore) => {
+      const waiter: B.Waiter = {
+        tokens,
+        since,
+        deferred: Deferred.makeUnsafe<void, ExceedsCapacity>(),
+        status: B.Status.Waiting
+      }
+      B.enqueue(b, waiter)
+      reschedule(b, since)
+      return restore(Deferred.await(waiter.deferred)).pipe(
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            const at = now()
+            B.cancel(b, waiter, at)
+            reschedule(b, at)
+          })
+        )
+      )
+    })
+
+  // Checks shared by acquire and tryAcquire; returns the bucket or an error.
+  const admit = (
+    provider: string,
+    tokens: number,
+    at: number
+  ): B.Bucket | UnknownProvider | InvalidTokenCount | ExceedsCapacity | CircuitOpen | ProviderInCooldown => {
+    const b = buckets.get(provider)
+    if (b === undefined) return new UnknownProvider({ provider })
+    if (!Number.isSafeInteger(tokens) || tokens <= 0) return new InvalidTokenCount({ provider, tokens })
+    if (tokens > b.capacity) return new ExceedsCapacity({ provider, tokens, capacity: b.capacity })
+    if (b.openUntil !== undefined && at < b.openUntil) {
+      return new CircuitOpen({ provider, retryAfterSec: b.openUntil - at })
+    }
+    if (b.cooldowns !== undefined) {
+      const remainingSec = B.cooldownRemaining(b, "global", at)
+      if (remainingSec > 0) return new ProviderInCooldown({ provider, remainingSec })
+    }
+    return b
+  }
+
+  const ignored = (provider: string, what: string) =>
+    Effect.logWarning(`provider ${JSON.stringify(provider)} is not registered, ignoring ${what}`)
+
+  const withBucket = <E>(
+    provider: string,
+    what: string,
+    f: (b: B.Bucket, at: number) => Effect.Effect<void, E> | void
+  ): Effect.Effect<void, E> =>
+    Effect.suspend(() => {
+      const b = buckets.get(provider)
+      if (b === undefined) return ignored(provider, what)
+      return f(b, now()) ?? Effect.void
+    })
+
+  return {
+    registerProvider: (name, options = {}) =>
+      Effect.suspend(() => {
+        const validated = validate(name, options)
+        if (Result.isFailure(validated)) return Effect.fail(validated.failure)
+        const config = validated.success
+        const at = now()
+        const existing = buckets.get(name)
+        if (existing === undefined) {
+          const b = new B.Bucket(config, at)
+          buckets.set(name, b)
+          unregister.set(name, registerMetrics(b, name, context))
+          return Effect.logInfo(`registered provider ${name}: capacity ${config.capacity}, ${config.refillRate}/s`)
+        }
+        // Replace configuration and state in place, so parked waiters keep their place in line.
+        const b = existing
+        b.capacity = config.capacity
+        b.baseRate = config.refillRate
+        b.cooldownSec = config.cooldownSec
+        b.breakerThreshold = config.breakerThreshold
+        b.breakerTimeoutSec = config.breakerTimeoutSec
+        b.scale = 1
+        b.rate = config.refillRate
+        b.tokens = config.capacity
+        b.last = at
+        b.pressure = "ok"
+        b.failures = 0
+        b.openUntil = undefined
+        b.cooldowns = undefined
+        for (const waiter of b.queue ?? []) {
+          if (waiter.status === B.Status.Waiting && waiter.tokens > b.capacity) {
+            B.cancel(b, waiter, at)
+            Deferred.doneUnsafe(
+              waiter.deferred,
+              Exit.fail(new ExceedsCapacity({ provider: name, tokens: waiter.tokens, capacity: b.capacity }))
+            )
+          }
+        }
+        reschedule(b, at)
+        return Effect.logInfo(`re-registered provider ${name}: capacity ${config.capacity}, ${config.refillRate}/s`)
+      }),
+
+    acquire: (provider, tokens = 1) =>
+      Effect.suspend(() => {
+        const at = now()
+        const b = admit(provider, tokens, at)
+        if (!(b instanceof B.Bucket)) return Effect.fail(b)
+        return B.take(b, tokens, at) ? Effect.void : park(b, tokens, at)
+      }),
+
+    tryAcquire: (provider, tokens = 1) =>
+      Effect.suspend(() => {
+        const at = now()
+        const b = admit(provider, tokens, at)
+        if (!(b instanceof B.Bucket)) return Effect.fail(b)
+        return Effect.succeed(B.take(b, tokens, at))
+      }),
+
+    setBudgetScale: (provider, scale) =>
+      Number.isFinite(scale)
+        ? withBucket(provider, "scale adjustment", (b, at) => {
+          const clamped = scale < 0 ? 0 : scale > 1 ? 1 : scale
+          if (clamped === b.scale) return
+          const before = b.rate
+          B.rescale(b, clamped, at)
+          reschedule(b, at)
+          return Effect.logDebug(`scaled ${provider} rate: ${before} → ${b.rate} tokens/s (scale ${clamped})`)
+        })
+        : Effect.fail(new InvalidScale({ provider, scale })),
+
+    setGlobalPressure: (provider, level) =>
+      Effect.suspend(() => {
+        const parsed = parseLevel(level)
+        if (Result.isFailure(parsed)) return Effect.fail(parsed.failure)
+        return withBucket(provider, "pressure state", (b) => {
+          const before: BackpressureLevel = b.pressure
+          if (before === parsed.success) return
+          b.pressure = parsed.success
+          return Effect.logDebug(`provider ${provider} backpressure: ${before} → ${parsed.success}`)
+        })
+      }),
+
+    state: (provider) =>
+      Effect.suspend(() => {
+        const b = buckets.get(provider)
+        if (b === undefined) return Effect.fail(new UnknownProvider({ provider }))
+        const at = now()
+        B.refill(b, at)
+        const state: ProviderState = {
+          provider,
+          capacity: b.capacity,
+          baseRate: b.baseRate,
+          rate: b.rate,
+          scale: b.scale,
+          pressure: b.pressure,
+          available: Math.max(0, b.tokens),
+          waiters: b.waiting,
+          circuit: B.circuitState(b, at),
+          inCooldown: B.cooldownRemaining(b, "global", at) > 0
+        }
+        return Effect.succeed(state)
+      }),
+
+    providers: Effect.sync(() => Array.from(buckets.keys())),
+
+    recordFailure: (provider) =>
+      withBucket(provider, "failure", (b, at) =>
+        B.recordFailure(b, at)
+          ? Effect.logWarning(`circuit opened for provider ${provider} for ${b.breakerTimeoutSec} s`)
+          : undefined),
+
+    recordSuccess: (provider) =>
+      Effect.suspend(() => {
+        const b = buckets.get(provider)
+        if (b !== undefined) B.recordSuccess(b, now())
+        return Effect.void
+      }),
+
+    triggerCooldown: (provider, scope, durationSec) =>
+      withBucket(provider, "cooldown", (b, at) => {
+        const duration = durationSec !== undefined && Number.isFinite(durationSec) && durationSec > 0
+          ? durationSec
+          : b.cooldownSec
+        ;(b.cooldowns ??= new Map()).set(scope, at + duration)
+        return Effect.logWarning(`provider ${provider} cooldown ${scope} for ${duration} s`)
+      })
+  }
+})

@@ -1,0 +1,459 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Clock, Effect, Fiber, Metric, Schema } from "effect"
+import { TestClock } from "effect/testing"
+import { RateCoordinator } from "market-data-pipeline"
+
+const withCoordinator = <A, E>(effect: Effect.Effect<A, E, RateCoordinator>) =>
+  Effect.provide(effect, RateCoordinator.layer)
+
+/** Forks an acquire that records the virtual time (ms) it was granted at; lets it reach the queue. */
+const acquireAt = (provider: string, tokens: number, log: Array<[string, number]>, label: string) =>
+  Effect.gen(function*() {
+    const coordinator = yield* RateCoordinator
+    const fiber = yield* coordinator.acquire(provider, tokens).pipe(
+      Effect.andThen(Clock.currentTimeMillis),
+      Effect.tap((ms) => Effect.sync(() => log.push([label, ms]))),
+      Effect.forkChild
+    )
+    yield* Effect.yieldNow
+    return fiber
+  })
+
+const drainBucket = (provider: string) =>
+  Effect.gen(function*() {
+    const coordinator = yield* RateCoordinator
+    while (yield* coordinator.tryAcquire(provider)) {
+      // empty the burst
+    }
+  })
+
+describe("token bucket timing", () => {
+  it.effect("burst then steady rate: capacity 5, rate 10/s, 7 acquires finish at 0.2 s", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 5, refillRate: 10 })
+      const fiber = yield* Effect.forkChild(
+        Effect.gen(function*() {
+          for (let i = 0; i < 7; i++) yield* coordinator.acquire("p")
+          return yield* Clock.currentTimeMillis
+        })
+      )
+      yield* TestClock.adjust("199 millis")
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), 200)
+    })))
+
+  it.effect("FIFO: five waiters, capacity 1, rate 10/s complete at 0.1 … 0.5 s in order", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 10 })
+      yield* drainBucket("p")
+      const log: Array<[string, number]> = []
+      for (const label of ["a", "b", "c", "d", "e"]) yield* acquireAt("p", 1, log, label)
+      assert.strictEqual((yield* coordinator.state("p")).waiters, 5)
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(log, [["a", 100], ["b", 200], ["c", 300], ["d", 400], ["e", 500]])
+    })))
+
+  it.effect("FIFO for weighted acquires: a later small request never overtakes an earlier large one", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 3, refillRate: 10 })
+      yield* drainBucket("p")
+      const log: Array<[string, number]> = []
+      yield* acquireAt("p", 3, log, "three")
+      yield* acquireAt("p", 1, log, "one")
+      yield* acquireAt("p", 2, log, "two")
+      yield* acquireAt("p", 1, log, "one-more")
+      // tryAcquire does not jump the line either, even when a token is there
+      yield* TestClock.adjust("150 millis")
+      assert.isFalse(yield* coordinator.tryAcquire("p"))
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(log, [["three", 300], ["one", 400], ["two", 600], ["one-more", 700]])
+    })))
+
+  it.effect("fractional rates: base 100 × scale 0.29 is 29 tokens/s, not 28", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 100 })
+      yield* coordinator.setBudgetScale("p", 0.29)
+      const state = yield* coordinator.state("p")
+      assert.closeTo(state.rate, 29, 1e-9)
+      yield* drainBucket("p")
+      const fiber = yield* Effect.forkChild(Effect.gen(function*() {
+        for (let i = 0; i < 29; i++) yield* coordinator.acquire("p")
+        return yield* Clock.currentTimeMillis
+      }))
+      yield* TestClock.adjust("990 millis")
+      assert.isUndefined(fiber.pollUnsafe())
+      yield* TestClock.adjust("10 millis")
+      assert.closeTo(yield* Fiber.join(fiber), 1000, 1e-3)
+    })))
+
+  it.effect("a rate change applies from the moment it is made, not to time already elapsed", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 100, refillRate: 10 })
+      yield* drainBucket("p")
+      yield* TestClock.adjust("1 second") // 10 tokens at 10/s
+      yield* coordinator.setBudgetScale("p", 0.5)
+      yield* TestClock.adjust("1 second") // 5 more at 5/s
+      assert.closeTo((yield* coordinator.state("p")).available, 15, 1e-9)
+    })))
+})
+
+describe("pause and re-timing", () => {
+  it.effect("scale 0 pauses completely, burst included; waiters resume in order when it rises", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 5, refillRate: 10 })
+      yield* coordinator.setBudgetScale("p", 0)
+      assert.isFalse(yield* coordinator.tryAcquire("p"))
+      const log: Array<[string, number]> = []
+      for (const label of ["a", "b", "c"]) yield* acquireAt("p", 2, log, label)
+      yield* TestClock.adjust("1 minute")
+      assert.deepStrictEqual(log, [])
+      const paused = yield* coordinator.state("p")
+      assert.strictEqual(paused.rate, 0)
+      assert.strictEqual(paused.waiters, 3)
+      assert.strictEqual(paused.available, 5) // nothing accrued, nothing spent
+      yield* coordinator.setBudgetScale("p", 1)
+      yield* Effect.yieldNow
+      // 5 tokens were there: a and b at once; c needs 1 more token at 10/s
+      assert.deepStrictEqual(log, [["a", 60_000], ["b", 60_000]])
+      yield* TestClock.adjust("100 millis")
+      assert.deepStrictEqual(log, [["a", 60_000], ["b", 60_000], ["c", 60_100]])
+    })))
+
+  it.effect("a raised rate grants a sleeping waiter earlier", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 10 })
+      yield* coordinator.setBudgetScale("p", 0.1) // 1 token/s
+      yield* drainBucket("p")
+      const log: Array<[string, number]> = []
+      yield* acquireAt("p", 1, log, "w") // due at 1.0 s
+      yield* TestClock.adjust("500 millis") // 0.5 token accrued
+      yield* coordinator.setBudgetScale("p", 1) // 10/s: 0.5 token in 50 ms
+      yield* TestClock.adjust("50 millis")
+      assert.deepStrictEqual(log, [["w", 550]])
+    })))
+
+  it.effect("a lowered rate delays a sleeping waiter, which never fails", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 10 })
+      yield* coordinator.setBudgetScale("p", 0.1) // 1 token/s
+      yield* drainBucket("p")
+      const log: Array<[string, number]> = []
+      const fiber = yield* acquireAt("p", 1, log, "w")
+      yield* TestClock.adjust("500 millis")
+      yield* coordinator.setBudgetScale("p", 0.05) // 0.5 token/s: 0.5 token in 1 s
+      yield* TestClock.adjust("999 millis")
+      assert.deepStrictEqual(log, [])
+      yield* TestClock.adjust("1 millis")
+      assert.deepStrictEqual(log, [["w", 1500]])
+      yield* Fiber.join(fiber)
+    })))
+})
+
+describe("interruption", () => {
+  it.effect("an interrupted waiter takes nothing and does not hold up those behind it", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 2, refillRate: 10 })
+      yield* drainBucket("p")
+      const log: Array<[string, number]> = []
+      const big = yield* acquireAt("p", 2, log, "big") // due at 0.2 s
+      yield* acquireAt("p", 1, log, "small") // behind it
+      yield* TestClock.adjust("50 millis")
+      yield* Fiber.interrupt(big)
+      assert.strictEqual((yield* coordinator.state("p")).waiters, 1)
+      yield* TestClock.adjust("50 millis") // 1 token at 0.1 s: small goes
+      assert.deepStrictEqual(log, [["small", 100]])
+      const state = yield* coordinator.state("p")
+      assert.strictEqual(state.waiters, 0)
+      assert.closeTo(state.available, 0, 1e-9)
+    })))
+
+  it.effect("a timed-out waiter takes nothing and the next one is served on time", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 10 })
+      yield* drainBucket("p")
+      const timedOut = yield* coordinator.acquire("p").pipe(Effect.timeout("30 millis"), Effect.flip, Effect.forkChild)
+      yield* Effect.yieldNow
+      const log: Array<[string, number]> = []
+      yield* acquireAt("p", 1, log, "next")
+      yield* TestClock.adjust("100 millis")
+      assert.strictEqual((yield* Fiber.join(timedOut))._tag, "TimeoutError")
+      assert.deepStrictEqual(log, [["next", 100]])
+    })))
+
+  it.effect("a waiter blocked by a long pause can be interrupted and leaves no trace", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 3, refillRate: 10 })
+      yield* coordinator.setBudgetScale("p", 0)
+      const fiber = yield* coordinator.acquire("p", 3).pipe(Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(fiber)
+      yield* coordinator.setBudgetScale("p", 1)
+      const state = yield* coordinator.state("p")
+      assert.strictEqual(state.waiters, 0)
+      assert.strictEqual(state.available, 3)
+    })))
+})
+
+describe("scales and providers", () => {
+  it.effect("the reference sequence: base 100 scaled 0.5 → 50, 0.25 → 25, 1.0 → 100", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 100, refillRate: 100 })
+      for (const [scale, rate] of [[0.5, 50], [0.25, 25], [1.0, 100]] as const) {
+        yield* coordinator.setBudgetScale("p", scale)
+        const state = yield* coordinator.state("p")
+        assert.strictEqual(state.rate, rate)
+        assert.strictEqual(state.scale, scale)
+        assert.strictEqual(state.baseRate, 100)
+        assert.strictEqual(state.capacity, 100)
+      }
+    })))
+
+  it.effect("scale clamps to [0, 1]; a non-finite scale is an InvalidScale error", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 10, refillRate: 40 })
+      yield* coordinator.setBudgetScale("p", 1.5)
+      assert.strictEqual((yield* coordinator.state("p")).scale, 1)
+      yield* coordinator.setBudgetScale("p", -0.5)
+      assert.strictEqual((yield* coordinator.state("p")).scale, 0)
+      const error = yield* Effect.flip(coordinator.setBudgetScale("p", NaN))
+      assert.strictEqual(error._tag, "InvalidScale")
+      assert.strictEqual((yield* Effect.flip(coordinator.setBudgetScale("p", Infinity)))._tag, "InvalidScale")
+    })))
+
+  it.prop("base rate and capacity survive any sequence of scales; rate = base × last clamped scale", {
+    scales: Schema.Array(Schema.Finite.check(Schema.isBetween({ minimum: -1, maximum: 2 })))
+  }, ({ scales }) =>
+    Effect.runSync(withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 7, refillRate: 33 })
+      for (const scale of scales) yield* coordinator.setBudgetScale("p", scale)
+      const state = yield* coordinator.state("p")
+      const last = Math.min(1, Math.max(0, scales[scales.length - 1] ?? 1))
+      assert.strictEqual(state.baseRate, 33)
+      assert.strictEqual(state.capacity, 7)
+      assert.strictEqual(state.scale, last)
+      assert.strictEqual(state.rate, 33 * last)
+    }))))
+
+  it.effect("providers are independent", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("a", { capacity: 2, refillRate: 10 })
+      yield* coordinator.registerProvider("b", { capacity: 2, refillRate: 10 })
+      yield* coordinator.setBudgetScale("a", 0)
+      yield* coordinator.setGlobalPressure("a", "hard")
+      assert.isFalse(yield* coordinator.tryAcquire("a"))
+      assert.isTrue(yield* coordinator.tryAcquire("b"))
+      const b = yield* coordinator.state("b")
+      assert.strictEqual(b.scale, 1)
+      assert.strictEqual(b.pressure, "ok")
+      assert.deepStrictEqual(yield* coordinator.providers, ["a", "b"])
+    })))
+
+  it.effect("pressure accepts a level or a string in any case; an unknown string is a typed error", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p")
+      yield* coordinator.setGlobalPressure("p", "SOFT")
+      assert.strictEqual((yield* coordinator.state("p")).pressure, "soft")
+      yield* coordinator.setGlobalPressure("p", "hard")
+      assert.strictEqual((yield* coordinator.state("p")).pressure, "hard")
+      const error = yield* Effect.flip(coordinator.setGlobalPressure("p", "critical"))
+      assert.strictEqual(error._tag, "InvalidPressureLevel")
+      assert.include(error.message, "critical")
+    })))
+
+  it.effect("scale and pressure for an unregistered provider are a no-op", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.setBudgetScale("nobody", 0.5)
+      yield* coordinator.setGlobalPressure("nobody", "hard")
+      yield* coordinator.triggerCooldown("nobody", "global")
+      yield* coordinator.recordFailure("nobody")
+      yield* coordinator.recordSuccess("nobody")
+      assert.deepStrictEqual(yield* coordinator.providers, [])
+      assert.strictEqual((yield* Effect.flip(coordinator.state("nobody")))._tag, "UnknownProvider")
+    })))
+
+  it.effect("registering again replaces configuration and state", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 5, refillRate: 10 })
+      yield* drainBucket("p")
+      yield* coordinator.setBudgetScale("p", 0.5)
+      yield* coordinator.setGlobalPressure("p", "soft")
+      yield* coordinator.registerProvider("p", { capacity: 8, refillRate: 20 })
+      const state = yield* coordinator.state("p")
+      assert.deepStrictEqual(
+        [state.capacity, state.baseRate, state.rate, state.scale, state.pressure, state.available],
+        [8, 20, 20, 1, "ok", 8]
+      )
+    })))
+})
+
+describe("errors", () => {
+  it.effect("unknown provider, too many tokens, bad token counts fail at once with typed errors", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 5, refillRate: 10 })
+      assert.strictEqual((yield* Effect.flip(coordinator.acquire("nobody")))._tag, "UnknownProvider")
+      const exceeds = yield* Effect.flip(coordinator.acquire("p", 6))
+      assert.strictEqual(exceeds._tag, "ExceedsCapacity")
+      assert.include(exceeds.message, "capacity is 5")
+      assert.strictEqual((yield* Effect.flip(coordinator.tryAcquire("p", 6)))._tag, "ExceedsCapacity")
+      assert.strictEqual((yield* Effect.flip(coordinator.acquire("p", 0)))._tag, "InvalidTokenCount")
+      assert.strictEqual((yield* Effect.flip(coordinator.acquire("p", 1.5)))._tag, "InvalidTokenCount")
+      assert.strictEqual(yield* Clock.currentTimeMillis, 0) // nobody waited
+    })))
+
+  it.effect("invalid provider options are rejected naming the option", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      const cases: Array<[Parameters<typeof coordinator.registerProvider>[1], string]> = [
+        [{ capacity: 0 }, "capacity"],
+        [{ capacity: 2.5 }, "capacity"],
+        [{ refillRate: 0 }, "refillRate"],
+        [{ refillRate: NaN }, "refillRate"],
+        [{ refillRate: Infinity }, "refillRate"],
+        [{ cooldownSec: -1 }, "cooldownSec"],
+        [{ breakerThreshold: 0 }, "breakerThreshold"],
+        [{ breakerTimeoutSec: 0 }, "breakerTimeoutSec"]
+      ]
+      for (const [options, option] of cases) {
+        const error = yield* Effect.flip(coordinator.registerProvider("p", options))
+        assert.strictEqual(error._tag, "InvalidProviderOptions")
+        assert.strictEqual(error.option, option)
+        assert.include(error.message, option)
+      }
+      assert.deepStrictEqual(yield* coordinator.providers, [])
+    })))
+})
+
+describe("circuit breaker and cooldown", () => {
+  it.effect("the breaker opens after breakerThreshold failures and lets a trial through after its timeout", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { breakerThreshold: 3, breakerTimeoutSec: 10 })
+      for (let i = 0; i < 2; i++) yield* coordinator.recordFailure("p")
+      assert.strictEqual((yield* coordinator.state("p")).circuit, "closed")
+      yield* coordinator.acquire("p")
+      yield* coordinator.recordFailure("p")
+      assert.strictEqual((yield* coordinator.state("p")).circuit, "open")
+      const open = yield* Effect.flip(coordinator.acquire("p"))
+      assert.strictEqual(open._tag, "CircuitOpen")
+      yield* TestClock.adjust("10 seconds")
+      assert.strictEqual((yield* coordinator.state("p")).circuit, "half_open")
+      yield* coordinator.acquire("p")
+      yield* coordinator.recordSuccess("p")
+      assert.strictEqual((yield* coordinator.state("p")).circuit, "closed")
+    })))
+
+  it.effect("a failed trial in half-open reopens the breaker at once", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { breakerThreshold: 1, breakerTimeoutSec: 5 })
+      yield* coordinator.recordFailure("p")
+      yield* TestClock.adjust("5 seconds")
+      yield* coordinator.recordFailure("p")
+      assert.strictEqual((yield* coordinator.state("p")).circuit, "open")
+    })))
+
+  it.effect("triggerCooldown returns at once; scope global blocks acquire until its deadline", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { cooldownSec: 30 })
+      yield* coordinator.triggerCooldown("p", "historical")
+      yield* coordinator.acquire("p") // other scopes do not block
+      yield* coordinator.triggerCooldown("p", "global", 5)
+      assert.strictEqual(yield* Clock.currentTimeMillis, 0)
+      assert.isTrue((yield* coordinator.state("p")).inCooldown)
+      assert.strictEqual((yield* Effect.flip(coordinator.acquire("p")))._tag, "ProviderInCooldown")
+      yield* TestClock.adjust("5 seconds")
+      assert.isFalse((yield* coordinator.state("p")).inCooldown)
+      yield* coordinator.acquire("p")
+      yield* coordinator.triggerCooldown("p", "global") // default: cooldownSec
+      yield* TestClock.adjust("29 seconds")
+      assert.strictEqual((yield* Effect.flip(coordinator.acquire("p")))._tag, "ProviderInCooldown")
+      yield* TestClock.adjust("1 second")
+      yield* coordinator.acquire("p")
+    })))
+})
+
+describe("metrics", () => {
+  const values = Effect.map(
+    Metric.snapshot,
+    (snapshots) =>
+      Object.fromEntries(snapshots.map((s) => [`${s.id}{${s.attributes?.provider ?? ""}}`, s.state as any]))
+  )
+
+  it.effect("each coordinator reports its own providers in its own registry", () =>
+    Effect.gen(function*() {
+      const first = yield* Effect.provideService(
+        withCoordinator(Effect.gen(function*() {
+          const coordinator = yield* RateCoordinator
+          yield* coordinator.registerProvider("ibkr", { capacity: 2, refillRate: 10 })
+          yield* coordinator.acquire("ibkr")
+          yield* coordinator.acquire("ibkr")
+          const waiter = yield* Effect.forkChild(coordinator.acquire("ibkr"))
+          yield* Effect.yieldNow
+          const during = yield* values
+          yield* TestClock.adjust("100 millis")
+          yield* Fiber.join(waiter)
+          yield* coordinator.setBudgetScale("ibkr", 0.5)
+          yield* coordinator.setGlobalPressure("ibkr", "soft")
+          return { during, after: yield* values }
+        })),
+        Metric.MetricRegistry,
+        new Map()
+      )
+      assert.strictEqual(first.during["pipeline_rate_waiters{ibkr}"].value, 1)
+      assert.strictEqual(first.after["pipeline_rate_waiters{ibkr}"].value, 0)
+      assert.strictEqual(first.after["pipeline_rate_scale_factor{ibkr}"].value, 0.5)
+      assert.strictEqual(first.after["pipeline_backpressure_state{ibkr}"].value, 1)
+      assert.strictEqual(first.after["pipeline_rate_tokens_granted_total{ibkr}"].count, 3)
+      const wait = first.after["pipeline_rate_wait_seconds{ibkr}"]
+      assert.strictEqual(wait.count, 3)
+      assert.closeTo(wait.sum, 0.1, 1e-9)
+      assert.deepStrictEqual(wait.buckets.slice(0, 6).map(([, n]: [number, number]) => n), [2, 2, 2, 2, 2, 3])
+
+      const second = yield* Effect.provideService(
+        withCoordinator(Effect.gen(function*() {
+          const coordinator = yield* RateCoordinator
+          yield* coordinator.registerProvider("ibkr")
+          return yield* values
+        })),
+        Metric.MetricRegistry,
+        new Map()
+      )
+      assert.strictEqual(second["pipeline_rate_scale_factor{ibkr}"].value, 1)
+      assert.strictEqual(second["pipeline_rate_tokens_granted_total{ibkr}"].count, 0)
+    }))
+
+  it.effect("closing the coordinator's scope removes its series", () =>
+    Effect.gen(function*() {
+      const registry = new Map()
+      yield* Effect.provideService(
+        withCoordinator(Effect.gen(function*() {
+          yield* (yield* RateCoordinator).registerProvider("ibkr")
+          assert.isAbove((yield* Metric.snapshot).length, 0)
+        })),
+        Metric.MetricRegistry,
+        registry
+      )
+      assert.strictEqual(registry.size, 0)
+    }))
+})

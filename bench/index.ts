@@ -3,10 +3,11 @@
  * alternatives. Figures are from the real clock of this machine.
  */
 import * as Contracts from "./contracts.ts"
+import * as Rate from "./rate.ts"
 
 console.log(`node ${process.version}, ${new Date().toISOString()}`)
 const only = process.argv[2]
-const suites: Record<string, () => void | Promise<void>> = { contracts: Contracts.run }
+const suites: Record<string, () => void | Promise<void>> = { contracts: Contracts.run, rate: Rate.run }
 for (const [name, run] of Object.entries(suites)) {
   if (only === undefined || only === name) await run()
 }

@@ -434,13 +434,17 @@ describe("metrics", () => {
         withCoordinator(Effect.gen(function*() {
           const coordinator = yield* RateCoordinator
           yield* coordinator.registerProvider("ibkr")
-          return yield* values
+          const registered = yield* values
+          yield* coordinator.tryAcquire("ibkr")
+          return { registered, used: yield* values }
         })),
         Metric.MetricRegistry,
         new Map()
       )
-      assert.strictEqual(second["pipeline_rate_scale_factor{ibkr}"].value, 1)
-      assert.strictEqual(second["pipeline_rate_tokens_granted_total{ibkr}"].count, 0)
+      // series appear when a provider is first used or adjusted, not at registration
+      assert.deepStrictEqual(second.registered, {})
+      assert.strictEqual(second.used["pipeline_rate_scale_factor{ibkr}"].value, 1)
+      assert.strictEqual(second.used["pipeline_rate_tokens_granted_total{ibkr}"].count, 1)
     }))
 
   it.effect("closing the coordinator's scope removes its series", () =>
@@ -449,6 +453,7 @@ describe("metrics", () => {
       yield* Effect.provideService(
         withCoordinator(Effect.gen(function*() {
           yield* (yield* RateCoordinator).registerProvider("ibkr")
+          yield* (yield* RateCoordinator).setBudgetScale("ibkr", 0.5)
           assert.isAbove((yield* Metric.snapshot).length, 0)
         })),
         Metric.MetricRegistry,

@@ -22,14 +22,15 @@ export const RESOLUTION_SEC = 1e-6
 const enough = (b: Bucket, tokens: number): boolean => b.tokens + b.rate * RESOLUTION_SEC + 1e-12 >= tokens
 
 /**
- * Timers fire late. While waiters are parked the bucket may hold this much
- * above its capacity, so a late wake-up is credited to the next waiter
- * instead of being lost; the long-run rate stays exact and a burst never
- * exceeds capacity + 1 token.
+ * Timers fire late (Node's timers have a 1 ms grain and the event loop has
+ * other work). While waiters are parked, the bucket may accrue this many
+ * seconds' worth of tokens above its capacity, so a late wake-up is credited
+ * to the waiters instead of being lost: the long-run rate stays exact, and a
+ * burst exceeds capacity by at most `rate × LATENESS_CREDIT_SEC`.
  *
  * @internal
  */
-export const LATENESS_CREDIT = 1
+export const LATENESS_CREDIT_SEC = 0.005
 
 /** Upper bounds, in seconds, of the wait-time histogram buckets. @internal */
 export const WAIT_BOUNDARIES: ReadonlyArray<number> = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -57,59 +58,67 @@ export interface BucketOptions {
   readonly breakerTimeoutSec: number
 }
 
-/** @internal */
-export class Bucket {
-  capacity: number
-  baseRate: number
-  cooldownSec: number
-  breakerThreshold: number
-  breakerTimeoutSec: number
+/** The parked waiters of a bucket and the timer serving them; only while someone waits. @internal */
+export interface Line {
+  readonly queue: Array<Waiter>
+  head: number
+  /** A timer fiber is serving this line. */
+  timer: boolean
+  /** Completing it makes the timer recompute its deadline. */
+  wake: Deferred.Deferred<void> | undefined
+}
 
+/** How long grants waited; only once something had to wait. @internal */
+export interface WaitStats {
+  readonly buckets: Uint32Array
+  count: number
+  sum: number
+  max: number
+}
+
+/**
+ * Kept small: a registered provider that is never used costs one object,
+ * its configuration being shared with every provider registered alike.
+ *
+ * @internal
+ */
+export class Bucket {
+  config: BucketOptions
   scale = 1
   rate: number
   tokens: number
   /** Monotonic seconds of the last refill. */
   last: number
   pressure: BackpressureLevel = "ok"
-
-  queue: Array<Waiter> | undefined = undefined
-  head = 0
   waiting = 0
-  /** A timer fiber is driving this bucket's waiters. */
-  timer = false
-  /** Completing it makes the timer recompute its deadline. */
-  wake: Deferred.Deferred<void> | undefined = undefined
-
+  line: Line | undefined = undefined
   failures = 0
   /** Set while the breaker is open or half-open (`now >= openUntil`). */
   openUntil: number | undefined = undefined
   cooldowns: Map<string, number> | undefined = undefined
-
-  /** Statistics, read by the metrics at scrape time. */
+  /** Tokens granted, and acquires granted without waiting (read by the metrics). */
   granted = 0
   immediate = 0
-  waitBuckets: Uint32Array | undefined = undefined
-  waitCount = 0
-  waitSum = 0
-  waitMax = 0
+  waits: WaitStats | undefined = undefined
+  /** Its metric series are registered (on first use, not at registration). */
+  metered = false
 
-  constructor(options: BucketOptions, now: number) {
-    this.capacity = options.capacity
-    this.baseRate = options.refillRate
-    this.cooldownSec = options.cooldownSec
-    this.breakerThreshold = options.breakerThreshold
-    this.breakerTimeoutSec = options.breakerTimeoutSec
-    this.rate = options.refillRate
-    this.tokens = options.capacity
+  constructor(config: BucketOptions, now: number) {
+    this.config = config
+    this.rate = config.refillRate
+    this.tokens = config.capacity
     this.last = now
   }
 }
+
+const ceiling = (b: Bucket): number =>
+  b.waiting > 0 ? b.config.capacity + b.rate * LATENESS_CREDIT_SEC : b.config.capacity
 
 /** Accrues tokens at the rate in force since the last refill. @internal */
 export const refill = (b: Bucket, now: number): void => {
   const elapsed = now - b.last
   if (elapsed > 0) {
-    const cap = b.waiting > 0 ? b.capacity + LATENESS_CREDIT : b.capacity
+    const cap = ceiling(b)
     const tokens = b.tokens + elapsed * b.rate
     b.tokens = tokens < cap ? tokens : cap
   }
@@ -120,7 +129,7 @@ export const refill = (b: Bucket, now: number): void => {
 export const rescale = (b: Bucket, scale: number, now: number): void => {
   refill(b, now)
   b.scale = scale
-  b.rate = b.baseRate * scale
+  b.rate = b.config.refillRate * scale
 }
 
 /** Takes tokens at once if nobody is waiting and the bucket is not paused. @internal */
@@ -135,32 +144,33 @@ export const take = (b: Bucket, tokens: number, now: number): boolean => {
   return true
 }
 
-/** Parks a waiter at the back of the queue. @internal */
-export const enqueue = (b: Bucket, waiter: Waiter): void => {
-  if (b.queue === undefined) b.queue = []
-  b.queue.push(waiter)
+/** Parks a waiter at the back of the line; returns the line. @internal */
+export const enqueue = (b: Bucket, waiter: Waiter): Line => {
+  const line = b.line ??= { queue: [], head: 0, timer: false, wake: undefined }
+  line.queue.push(waiter)
   b.waiting++
+  return line
 }
 
-const headWaiter = (b: Bucket): Waiter | undefined => {
-  const queue = b.queue
-  if (queue === undefined) return undefined
-  while (b.head < queue.length) {
-    const waiter = queue[b.head]!
+const headWaiter = (line: Line | undefined): Waiter | undefined => {
+  if (line === undefined) return undefined
+  const queue = line.queue
+  while (line.head < queue.length) {
+    const waiter = queue[line.head]!
     if (waiter.status === Status.Waiting) return waiter
-    b.head++
+    line.head++
   }
   return undefined
 }
 
 const observeWait = (b: Bucket, seconds: number): void => {
-  if (b.waitBuckets === undefined) b.waitBuckets = new Uint32Array(WAIT_BOUNDARIES.length)
+  const waits = b.waits ??= { buckets: new Uint32Array(WAIT_BOUNDARIES.length), count: 0, sum: 0, max: 0 }
   let i = 0
   while (i < WAIT_BOUNDARIES.length && seconds > WAIT_BOUNDARIES[i]!) i++
-  if (i < WAIT_BOUNDARIES.length) b.waitBuckets[i]!++
-  b.waitCount++
-  b.waitSum += seconds
-  if (seconds > b.waitMax) b.waitMax = seconds
+  if (i < WAIT_BOUNDARIES.length) waits.buckets[i]!++
+  waits.count++
+  waits.sum += seconds
+  if (seconds > waits.max) waits.max = seconds
 }
 
 /**
@@ -171,23 +181,35 @@ const observeWait = (b: Bucket, seconds: number): void => {
  */
 export const drain = (b: Bucket, now: number): Array<Waiter> | undefined => {
   refill(b, now)
+  const line = b.line
   let granted: Array<Waiter> | undefined
-  if (b.rate > 0) {
-    for (let waiter = headWaiter(b); waiter !== undefined; waiter = headWaiter(b)) {
+  if (b.rate > 0 && line !== undefined) {
+    for (let waiter = headWaiter(line); waiter !== undefined; waiter = headWaiter(line)) {
       if (!enough(b, waiter.tokens)) break
+      // may dip a hair below 0 (a grant within RESOLUTION_SEC of its time): the debt carries over, so no drift
       b.tokens -= waiter.tokens
       waiter.status = Status.Granted
-      b.head++
+      line.head++
       b.waiting--
       b.granted += waiter.tokens
       observeWait(b, now - waiter.since)
       ;(granted ??= []).push(waiter)
     }
   }
-  if (b.waiting === 0) {
-    b.queue = undefined
-    b.head = 0
-    if (b.tokens > b.capacity) b.tokens = b.capacity
+  if (line !== undefined) {
+    if (b.waiting === 0) {
+      // the timer, if running, still holds the line: empty it rather than drop it
+      if (line.timer) {
+        line.queue.length = 0
+        line.head = 0
+      } else {
+        b.line = undefined
+      }
+      if (b.tokens > b.config.capacity) b.tokens = b.config.capacity
+    } else if (line.head > 1024 && line.head * 2 > line.queue.length) {
+      line.queue.splice(0, line.head)
+      line.head = 0
+    }
   }
   return granted
 }
@@ -199,7 +221,7 @@ export const drain = (b: Bucket, now: number): Array<Waiter> | undefined => {
  * @internal
  */
 export const nextDeadline = (b: Bucket): number | undefined => {
-  const waiter = headWaiter(b)
+  const waiter = headWaiter(b.line)
   if (waiter === undefined || b.rate === 0) return undefined
   const seconds = Math.round((waiter.tokens - b.tokens) / b.rate / RESOLUTION_SEC) * RESOLUTION_SEC
   return seconds > 0 ? seconds : 0
@@ -216,7 +238,7 @@ export const cancel = (b: Bucket, waiter: Waiter, now: number): void => {
   if (waiter.status === Status.Granted) {
     b.tokens += waiter.tokens
     b.granted -= waiter.tokens
-    const cap = b.waiting > 0 ? b.capacity + LATENESS_CREDIT : b.capacity
+    const cap = ceiling(b)
     if (b.tokens > cap) b.tokens = cap
   } else if (waiter.status === Status.Waiting) {
     waiter.status = Status.Cancelled
@@ -235,14 +257,14 @@ export const circuitState = (b: Bucket, now: number): CircuitState =>
 export const recordFailure = (b: Bucket, now: number): boolean => {
   if (b.openUntil !== undefined && now >= b.openUntil) {
     // the half-open trial failed: open again at once
-    b.openUntil = now + b.breakerTimeoutSec
+    b.openUntil = now + b.config.breakerTimeoutSec
     b.failures = 0
     return true
   }
   if (b.openUntil !== undefined) return false
   b.failures++
-  if (b.failures < b.breakerThreshold) return false
-  b.openUntil = now + b.breakerTimeoutSec
+  if (b.failures < b.config.breakerThreshold) return false
+  b.openUntil = now + b.config.breakerTimeoutSec
   b.failures = 0
   return true
 }

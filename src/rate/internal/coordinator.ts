@@ -36,7 +36,8 @@ const defaults = {
 } as const
 
 const validate = (name: string, options: ProviderOptions): Result.Result<B.BucketOptions, InvalidProviderOptions> => {
-  const resolved = { ...defaults, ...options }
+  // providers registered alike share one configuration object
+  const resolved = Object.keys(options).length === 0 ? defaults : { ...defaults, ...options }
   const check = (option: keyof typeof defaults, ok: (value: number) => boolean, expected: string) =>
     ok(resolved[option]) ? undefined : new InvalidProviderOptions({
       provider: name,
@@ -54,61 +55,71 @@ const validate = (name: string, options: ProviderOptions): Result.Result<B.Bucke
   return error === undefined ? Result.succeed(resolved) : Result.fail(error)
 }
 
-const registerMetrics = (b: B.Bucket, provider: string, context: Context.Context<never>): () => void => {
-  const attributes = { provider }
-  const registrations = [
-    Metric.registerUnsafe(
-      Metric.gauge("pipeline_rate_scale_factor", { description: "Rate scale factor in force (0..1)", attributes }),
-      context,
-      { get: () => ({ value: b.scale }), update: () => {}, modify: () => {} }
+const noop = (): void => {}
+
+/**
+ * One metric value per series kind; each provider's series reads its bucket
+ * at scrape time, so the hot path updates plain numbers only.
+ */
+const makeMetrics = () => {
+  const series = <State>(metric: Metric.Metric<any, State>, get: (b: B.Bucket) => State) => ({ metric, get })
+  return [
+    series(
+      Metric.gauge("pipeline_rate_scale_factor", { description: "Rate scale in force (0..1)" }),
+      (b) => ({ value: b.scale })
     ),
-    Metric.registerUnsafe(
-      Metric.gauge("pipeline_backpressure_state", {
-        description: "Backpressure level (0=ok, 1=soft, 2=hard)",
-        attributes
-      }),
-      context,
-      { get: () => ({ value: levelOrdinal(b.pressure) }), update: () => {}, modify: () => {} }
+    series(
+      Metric.gauge("pipeline_backpressure_state", { description: "Backpressure level (0 ok, 1 soft, 2 hard)" }),
+      (b) => ({ value: levelOrdinal(b.pressure) })
     ),
-    Metric.registerUnsafe(
-      Metric.counter("pipeline_rate_tokens_granted_total", { description: "Tokens granted", attributes }),
-      context,
-      { get: () => ({ count: b.granted, incremental: true }), update: () => {}, modify: () => {} }
+    series(
+      Metric.counter("pipeline_rate_tokens_granted_total", { description: "Tokens granted" }),
+      (b) => ({ count: b.granted, incremental: true })
     ),
-    Metric.registerUnsafe(
-      Metric.gauge("pipeline_rate_waiters", { description: "Acquirers parked waiting for tokens", attributes }),
-      context,
-      { get: () => ({ value: b.waiting }), update: () => {}, modify: () => {} }
+    series(
+      Metric.gauge("pipeline_rate_waiters", { description: "Acquirers waiting for tokens" }),
+      (b) => ({ value: b.waiting })
     ),
-    Metric.registerUnsafe(
+    series(
       Metric.histogram("pipeline_rate_wait_seconds", {
-        description: "Time from acquire to grant, seconds",
-        boundaries: B.WAIT_BOUNDARIES,
-        attributes
+        description: "Seconds from acquire to grant",
+        boundaries: B.WAIT_BOUNDARIES
       }),
-      context,
-      {
-        get: () => {
-          // immediate grants waited 0 s: they fall in every bucket
-          let cumulative = b.immediate
-          const buckets = B.WAIT_BOUNDARIES.map((boundary, i): [number, number] => {
-            cumulative += b.waitBuckets?.[i] ?? 0
-            return [boundary, cumulative]
-          })
-          const count = b.immediate + b.waitCount
-          return {
-            buckets,
-            count,
-            sum: b.waitSum,
-            min: count === 0 ? 0 : b.immediate > 0 ? 0 : b.waitSum / b.waitCount,
-            max: b.waitMax
-          }
-        },
-        update: () => {},
-        modify: () => {}
+      (b) => {
+        // immediate grants waited 0 s: they count in every bucket
+        const waits = b.waits
+        let cumulative = b.immediate
+        const buckets = B.WAIT_BOUNDARIES.map((boundary, i): [number, number] => {
+          cumulative += waits?.buckets[i] ?? 0
+          return [boundary, cumulative]
+        })
+        const waited = waits?.count ?? 0
+        return {
+          buckets,
+          count: b.immediate + waited,
+          sum: waits?.sum ?? 0,
+          min: b.immediate > 0 || waits === undefined ? 0 : waits.sum / waited,
+          max: waits?.max ?? 0
+        }
       }
     )
-  ]
+  ] as const
+}
+
+const registerMetrics = (
+  metrics: ReturnType<typeof makeMetrics>,
+  b: B.Bucket,
+  provider: string,
+  context: Context.Context<never>
+): () => void => {
+  const labelled = Context.add(context, Metric.CurrentMetricAttributes, { provider })
+  const registrations = metrics.map(({ get, metric }) =>
+    Metric.registerUnsafe(metric as Metric.Metric<any, any>, labelled, {
+      get: () => get(b),
+      update: noop,
+      modify: noop
+    })
+  )
   return () => {
     for (const registration of registrations) registration.remove()
   }
@@ -118,6 +129,7 @@ const registerMetrics = (b: B.Bucket, provider: string, context: Context.Context
 export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope> = Effect.gen(function*() {
   const clock = yield* Clock.Clock
   const context = yield* Effect.context<never>()
+  const metrics = makeMetrics()
   const runFork = yield* FiberSet.makeRuntime<never, void, never>()
   const buckets = new Map<string, B.Bucket>()
   const unregister = new Map<string, () => void>()
@@ -129,36 +141,48 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
 
   const now = (): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e9
 
+  // A provider's series are registered when it is first used or adjusted:
+  // five series cost far more memory than an idle bucket.
+  const meter = (b: B.Bucket, provider: string): B.Bucket => {
+    if (!b.metered) {
+      b.metered = true
+      unregister.set(provider, registerMetrics(metrics, b, provider, context))
+    }
+    return b
+  }
+
   const complete = (granted: Array<B.Waiter> | undefined): void => {
     if (granted !== undefined) { for (const waiter of granted) Deferred.doneUnsafe(waiter.deferred, Exit.void) }
   }
 
-  const timer = (b: B.Bucket): Effect.Effect<void> =>
+  const timer = (b: B.Bucket, line: B.Line): Effect.Effect<void> =>
     Effect.suspend(() => {
       complete(B.drain(b, now()))
-      if (b.waiting === 0) {
-        b.timer = false
+      if (b.waiting === 0 || b.line !== line) {
+        line.timer = false
+        if (b.line === line && b.waiting === 0) b.line = undefined
         return Effect.void
       }
       const wake = Deferred.makeUnsafe<void>()
-      b.wake = wake
+      line.wake = wake
       const deadline = B.nextDeadline(b)
       const sleep = deadline === undefined
         ? Deferred.await(wake)
         : Effect.raceFirst(clock.sleep(Duration.seconds(deadline)), Deferred.await(wake))
-      return Effect.flatMap(sleep, () => timer(b))
+      return Effect.flatMap(sleep, () => timer(b, line))
     })
 
   // Something changed the head of the line or the rate: grant what can be
   // granted now and have the timer (started if needed) recompute.
   const reschedule = (b: B.Bucket, at: number): void => {
     complete(B.drain(b, at))
-    if (b.waiting === 0) return
-    if (b.timer) {
-      if (b.wake !== undefined) Deferred.doneUnsafe(b.wake, Exit.void)
+    const line = b.line
+    if (b.waiting === 0 || line === undefined) return
+    if (line.timer) {
+      if (line.wake !== undefined) Deferred.doneUnsafe(line.wake, Exit.void)
     } else {
-      b.timer = true
-      runFork(timer(b))
+      line.timer = true
+      runFork(timer(b, line))
     }
   }
 
@@ -191,8 +215,9 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   ): B.Bucket | UnknownProvider | InvalidTokenCount | ExceedsCapacity | CircuitOpen | ProviderInCooldown => {
     const b = buckets.get(provider)
     if (b === undefined) return new UnknownProvider({ provider })
+    if (!b.metered) meter(b, provider)
     if (!Number.isSafeInteger(tokens) || tokens <= 0) return new InvalidTokenCount({ provider, tokens })
-    if (tokens > b.capacity) return new ExceedsCapacity({ provider, tokens, capacity: b.capacity })
+    if (tokens > b.config.capacity) return new ExceedsCapacity({ provider, tokens, capacity: b.config.capacity })
     if (b.openUntil !== undefined && at < b.openUntil) {
       return new CircuitOpen({ provider, retryAfterSec: b.openUntil - at })
     }
@@ -214,7 +239,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     Effect.suspend(() => {
       const b = buckets.get(provider)
       if (b === undefined) return ignored(provider, what)
-      return f(b, now()) ?? Effect.void
+      return f(meter(b, provider), now()) ?? Effect.void
     })
 
   return {
@@ -226,18 +251,12 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         const at = now()
         const existing = buckets.get(name)
         if (existing === undefined) {
-          const b = new B.Bucket(config, at)
-          buckets.set(name, b)
-          unregister.set(name, registerMetrics(b, name, context))
+          buckets.set(name, new B.Bucket(config, at))
           return Effect.logInfo(`registered provider ${name}: capacity ${config.capacity}, ${config.refillRate}/s`)
         }
         // Replace configuration and state in place, so parked waiters keep their place in line.
         const b = existing
-        b.capacity = config.capacity
-        b.baseRate = config.refillRate
-        b.cooldownSec = config.cooldownSec
-        b.breakerThreshold = config.breakerThreshold
-        b.breakerTimeoutSec = config.breakerTimeoutSec
+        b.config = config
         b.scale = 1
         b.rate = config.refillRate
         b.tokens = config.capacity
@@ -246,12 +265,12 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         b.failures = 0
         b.openUntil = undefined
         b.cooldowns = undefined
-        for (const waiter of b.queue ?? []) {
-          if (waiter.status === B.Status.Waiting && waiter.tokens > b.capacity) {
+        for (const waiter of b.line?.queue ?? []) {
+          if (waiter.status === B.Status.Waiting && waiter.tokens > config.capacity) {
             B.cancel(b, waiter, at)
             Deferred.doneUnsafe(
               waiter.deferred,
-              Exit.fail(new ExceedsCapacity({ provider: name, tokens: waiter.tokens, capacity: b.capacity }))
+              Exit.fail(new ExceedsCapacity({ provider: name, tokens: waiter.tokens, capacity: config.capacity }))
             )
           }
         }
@@ -307,8 +326,8 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         B.refill(b, at)
         const state: ProviderState = {
           provider,
-          capacity: b.capacity,
-          baseRate: b.baseRate,
+          capacity: b.config.capacity,
+          baseRate: b.config.refillRate,
           rate: b.rate,
           scale: b.scale,
           pressure: b.pressure,
@@ -325,7 +344,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     recordFailure: (provider) =>
       withBucket(provider, "failure", (b, at) =>
         B.recordFailure(b, at)
-          ? Effect.logWarning(`circuit opened for provider ${provider} for ${b.breakerTimeoutSec} s`)
+          ? Effect.logWarning(`circuit opened for provider ${provider} for ${b.config.breakerTimeoutSec} s`)
           : undefined),
 
     recordSuccess: (provider) =>
@@ -339,7 +358,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
       withBucket(provider, "cooldown", (b, at) => {
         const duration = durationSec !== undefined && Number.isFinite(durationSec) && durationSec > 0
           ? durationSec
-          : b.cooldownSec
+          : b.config.cooldownSec
         ;(b.cooldowns ??= new Map()).set(scope, at + duration)
         return Effect.logWarning(`provider ${provider} cooldown ${scope} for ${duration} s`)
       })

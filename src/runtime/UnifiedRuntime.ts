@@ -1,0 +1,147 @@
+/**
+ * The whole in-process feedback loop as one layer.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import type * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import type { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
+import type { HealthComponent, HealthState, HealthStatus } from "../contracts/Health.ts"
+import { RateController } from "../contracts/RateController.ts"
+import { FeedbackBus } from "../feedback/FeedbackBus.ts"
+import * as FeedbackHandler from "../feedback/FeedbackHandler.ts"
+import { FeedbackSettings, type InvalidSetting } from "../feedback/FeedbackSettings.ts"
+import * as RateCoordinatorAdapter from "../feedback/RateCoordinatorAdapter.ts"
+import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
+import { RateCoordinator } from "../rate/RateCoordinator.ts"
+import type { InvalidProviderOptions } from "../rate/RateError.ts"
+import { version } from "../version.ts"
+
+/**
+ * What `UnifiedRuntime.layer` provides.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UnifiedRuntimeServices =
+  | UnifiedRuntime
+  | RateCoordinator
+  | FeedbackBus
+  | FeedbackPublisher
+  | RateController
+  | PipelineMetrics
+  | FeedbackSettings
+
+/**
+ * A running pipeline runtime: a `RateCoordinator` with the configured
+ * provider registered, a `FeedbackBus`, the `RateController` adapter, the
+ * feedback handler consuming the bus (unless feedback is disabled), and
+ * metrics in a registry of its own.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
+  /** A `HealthStatus` document describing the runtime now. */
+  readonly health: Effect.Effect<HealthStatus>
+  /** Whether the feedback handler is running. */
+  readonly feedbackEnabled: boolean
+  readonly provider: string
+}>()("market-data-pipeline/UnifiedRuntime") {
+  /**
+   * The runtime, with settings read from the current `ConfigProvider`
+   * (`MDP_FB_*`, `MDP_RATE_*`). Closing its scope stops the handler and
+   * removes its metrics; nothing keeps running.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layer: Layer.Layer<
+    UnifiedRuntimeServices,
+    InvalidSetting | Config.ConfigError | InvalidProviderOptions
+  > = Layer.suspend(() => UnifiedRuntime.layerWithSettings.pipe(Layer.provideMerge(FeedbackSettings.layerConfig)))
+
+  /**
+   * The runtime for the `FeedbackSettings` in context.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerWithSettings: Layer.Layer<
+    Exclude<UnifiedRuntimeServices, FeedbackSettings>,
+    InvalidProviderOptions,
+    FeedbackSettings
+  > = Layer.suspend(() => {
+    const services = Layer.mergeAll(RateCoordinator.layer, FeedbackBus.layer, PipelineMetrics.layer)
+    const withAdapter = RateCoordinatorAdapter.layer.pipe(Layer.provideMerge(services))
+    const runtime = Layer.effect(UnifiedRuntime, start).pipe(Layer.provideMerge(withAdapter))
+    // a registry of its own: two runtimes in one process never mix their metrics
+    return runtime.pipe(Layer.provide(Layer.sync(Metric.MetricRegistry, () => new Map())))
+  })
+
+  /**
+   * The runtime's `HealthStatus`.
+   *
+   * @since 0.1.0
+   * @category accessors
+   */
+  static readonly health: Effect.Effect<HealthStatus, never, UnifiedRuntime> = Effect.flatMap(
+    Effect.service(UnifiedRuntime),
+    (runtime) => runtime.health
+  )
+}
+
+const start = Effect.gen(function*() {
+  const settings = yield* FeedbackSettings
+  const coordinator = yield* RateCoordinator
+  const provider = settings.providerName
+  yield* coordinator.registerProvider(provider, { capacity: settings.capacity, refillRate: settings.refillRate })
+  if (settings.enableFeedback) {
+    yield* FeedbackHandler.run({ provider, policy: settings.policy })
+    yield* Effect.logInfo(`feedback enabled for provider ${provider}`)
+  } else {
+    yield* Effect.logInfo(`feedback disabled: provider ${provider} keeps its configured rate`)
+  }
+  const health = Effect.gen(function*() {
+    const state = yield* Effect.orDie(coordinator.state(provider))
+    const rateState: HealthState = state.circuit === "open" || state.inCooldown
+      ? "unhealthy"
+      : state.circuit === "half_open"
+      ? "degraded"
+      : "healthy"
+    const components: Array<HealthComponent> = [
+      {
+        name: "rate_coordinator",
+        state: rateState,
+        details: {
+          provider,
+          rate: String(state.rate),
+          scale: String(state.scale),
+          pressure: state.pressure,
+          circuit: state.circuit,
+          in_cooldown: String(state.inCooldown),
+          waiters: String(state.waiters)
+        }
+      },
+      {
+        name: "feedback",
+        state: "healthy",
+        details: { enabled: String(settings.enableFeedback) }
+      }
+    ]
+    const overall: HealthState = rateState === "healthy" ? "healthy" : "degraded"
+    const status: HealthStatus = {
+      service: "market-data-pipeline",
+      state: overall,
+      components,
+      version,
+      ts: (yield* Clock.currentTimeMillis) / 1000
+    }
+    return status
+  })
+  return UnifiedRuntime.of({ health, feedbackEnabled: settings.enableFeedback, provider })
+})

@@ -1,0 +1,106 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Layer, Metric } from "effect"
+import { FeedbackBus, type FeedbackEvent, FeedbackPublisher } from "market-data-pipeline"
+import { event, eventually } from "./helpers.ts"
+
+const withBus = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  effect.pipe(Effect.provide(Layer.fresh(FeedbackBus.layer)), Effect.provideService(Metric.MetricRegistry, new Map()))
+
+describe("FeedbackBus", () => {
+  it.effect("ten concurrent publishes from ten coordinators all arrive, at every subscriber", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const first: Array<FeedbackEvent> = []
+      const second: Array<FeedbackEvent> = []
+      yield* bus.consume("first", (e) => Effect.sync(() => first.push(e)))
+      yield* bus.consume("second", (e) => Effect.sync(() => second.push(e)))
+      const publisher = yield* FeedbackPublisher // the same bus
+      yield* Effect.forEach(
+        Array.from({ length: 10 }, (_, i) => event(`coord-${i}`, "soft")),
+        (e) => publisher.publish(e),
+        { concurrency: "unbounded" }
+      )
+      yield* eventually(Effect.sync(() => first.length === 10 && second.length === 10))
+      assert.deepStrictEqual(first.map((e) => e.coordinatorId).sort(), second.map((e) => e.coordinatorId).sort())
+      assert.strictEqual(new Set(first.map((e) => e.coordinatorId)).size, 10)
+    })))
+
+  it.effect("conflation: a blocked subscriber ends with each coordinator's last event; the publisher never waits", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const release = yield* Deferred.make<void>()
+      const seen: Array<FeedbackEvent> = []
+      yield* bus.consume(
+        "slow",
+        (e) =>
+          Effect.andThen(Effect.sync(() => seen.push(e)), seen.length === 0 ? Deferred.await(release) : Effect.void)
+      )
+      yield* bus.publish(event("warmup", "ok"))
+      yield* eventually(Effect.sync(() => seen.length === 1)) // now blocked inside the handler
+      const coordinators = ["bars", "quotes", "trades"]
+      const levels = ["ok", "soft", "hard"] as const
+      const last = new Map<string, FeedbackEvent>()
+      for (let i = 0; i < 100_000; i++) {
+        const e = event(coordinators[i % 3]!, levels[(i * 7) % 3]!, 1700000000 + i)
+        last.set(e.coordinatorId, e)
+        yield* bus.publish(e)
+      }
+      assert.strictEqual(seen.length, 1, "the subscriber was blocked the whole time; publish did not wait for it")
+      yield* Deferred.succeed(release, undefined)
+      yield* eventually(
+        Effect.sync(() => coordinators.every((c) => seen.findLast((e) => e.coordinatorId === c) === last.get(c)))
+      )
+      assert.isBelow(seen.length, 100_000)
+      const dropped = (yield* Metric.snapshot).find((s) => s.id === "pipeline_feedback_events_dropped_total")
+      assert.strictEqual((dropped!.state as any).count, 100_001 - seen.length)
+      // per coordinator, what was delivered is in publish order
+      for (const c of coordinators) {
+        const ts = seen.filter((e) => e.coordinatorId === c).map((e) => e.ts)
+        assert.deepStrictEqual(ts, [...ts].sort((a, b) => a - b))
+      }
+    })))
+
+  it.effect("a failing subscriber is counted, keeps receiving, and does not affect another subscriber", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      let failingCalls = 0
+      const healthy: Array<FeedbackEvent> = []
+      yield* bus.consume("failing", () =>
+        Effect.suspend(() => {
+          failingCalls++
+          return failingCalls % 2 === 0 ? Effect.die(new Error("boom")) : Effect.fail("nope")
+        }))
+      yield* bus.consume("healthy", (e) => Effect.sync(() => healthy.push(e)))
+      for (let i = 0; i < 20; i++) yield* bus.publish(event(`c${i}`, "hard"))
+      yield* eventually(Effect.sync(() => healthy.length === 20 && failingCalls === 20))
+      const errors = (yield* Metric.snapshot).find((s) => s.id === "pipeline_feedback_subscriber_errors_total")
+      assert.strictEqual((errors!.state as any).count, 20)
+      assert.deepStrictEqual(errors!.attributes, { subscriber: "failing" })
+    })))
+
+  it.effect("a subscription is a stream of what is published after it was made", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      yield* bus.publish(event("before", "ok"))
+      const subscription = yield* bus.subscribe
+      yield* bus.publish(event("a", "soft"))
+      yield* bus.publish(event("b", "hard"))
+      assert.strictEqual((yield* subscription.take).coordinatorId, "a")
+      assert.strictEqual((yield* subscription.take).coordinatorId, "b")
+    })))
+
+  it.effect("two layers are two independent buses (no process-wide singleton)", () =>
+    Effect.gen(function*() {
+      const received: Array<FeedbackEvent> = []
+      yield* withBus(Effect.gen(function*() {
+        const bus = yield* FeedbackBus
+        yield* bus.consume("one", (e) => Effect.sync(() => received.push(e)))
+        yield* withBus(Effect.gen(function*() {
+          yield* (yield* FeedbackBus).publish(event("other-bus", "hard"))
+        }))
+        yield* bus.publish(event("this-bus", "ok"))
+        yield* eventually(Effect.sync(() => received.length > 0))
+      }))
+      assert.deepStrictEqual(received.map((e) => e.coordinatorId), ["this-bus"])
+    }))
+})

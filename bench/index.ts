@@ -3,11 +3,16 @@
  * alternatives. Figures are from the real clock of this machine.
  */
 import * as Contracts from "./contracts.ts"
+import * as Feedback from "./feedback.ts"
 import * as Rate from "./rate.ts"
 
 console.log(`node ${process.version}, ${new Date().toISOString()}`)
 const only = process.argv[2]
-const suites: Record<string, () => void | Promise<void>> = { contracts: Contracts.run, rate: Rate.run }
+const suites: Record<string, () => void | Promise<void>> = {
+  contracts: Contracts.run,
+  rate: Rate.run,
+  feedback: Feedback.run
+}
 for (const [name, run] of Object.entries(suites)) {
   if (only === undefined || only === name) await run()
 }

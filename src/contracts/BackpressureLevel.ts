@@ -56,7 +56,7 @@ export class InvalidPressureLevel extends Data.TaggedError("InvalidPressureLevel
  * @category constructors
  */
 export const parseLevel = (input: string): Result.Result<BackpressureLevel, InvalidPressureLevel> => {
-  const level = input.toLowerCase()
+  const level = input === "ok" || input === "soft" || input === "hard" ? input : input.toLowerCase()
   return level === "ok" || level === "soft" || level === "hard"
     ? Result.succeed(level)
     : Result.fail(new InvalidPressureLevel({ input }))

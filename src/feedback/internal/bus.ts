@@ -37,12 +37,19 @@ export const make = (
       "Feedback events a slow subscriber never received (superseded by a later event of the same coordinator)",
       {}
     )
-    const received = (event: FeedbackEvent) =>
-      cells.counter(
+    const receivedBySource = new Map<string, Record<string, Cells.Cell>>()
+    const received = (event: FeedbackEvent): Cells.Cell => {
+      let byLevel = receivedBySource.get(event.coordinatorId)
+      if (byLevel === undefined) {
+        byLevel = {}
+        receivedBySource.set(event.coordinatorId, byLevel)
+      }
+      return byLevel[event.level] ??= cells.counter(
         "pipeline_feedback_events_received_total",
         "Feedback events published on this runtime's bus",
         { source: event.coordinatorId, level: event.level }
       )
+    }
 
     const publish = (event: FeedbackEvent): Effect.Effect<void> =>
       Effect.suspend(() => {

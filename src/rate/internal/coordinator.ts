@@ -310,11 +310,12 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
       Effect.suspend(() => {
         const parsed = parseLevel(level)
         if (Result.isFailure(parsed)) return Effect.fail(parsed.failure)
+        const next = parsed.success
         return withBucket(provider, "pressure state", (b) => {
           const before: BackpressureLevel = b.pressure
-          if (before === parsed.success) return
-          b.pressure = parsed.success
-          return Effect.logDebug(`provider ${provider} backpressure: ${before} → ${parsed.success}`)
+          if (before === next) return
+          b.pressure = next
+          return Effect.logDebug(`provider ${provider} backpressure: ${before} → ${next}`)
         })
       }),
 

@@ -11,6 +11,7 @@ import * as Metric from "effect/Metric"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type * as Scope from "effect/Scope"
 import type { Registry } from "prom-client"
+import * as Cells from "./internal/cells.ts"
 
 /**
  * Every metric the pipeline reports: name, Prometheus type and help text.
@@ -58,6 +59,12 @@ export class PipelineMetrics extends Context.Service<PipelineMetrics, {
    * metric of the same name (another runtime: use one registry each).
    */
   readonly registerInto: (registry: Registry) => Effect.Effect<void, DuplicateMetric, Scope.Scope>
+  /** Adds 1 to a counter of this runtime (registered on first use), e.g. rejections at an edge. */
+  readonly increment: (
+    name: string,
+    description: string,
+    labels: Readonly<Record<string, string>>
+  ) => Effect.Effect<void>
 }>()("market-data-pipeline/PipelineMetrics") {
   /**
    * Reads the registry of the context it is built in.
@@ -67,9 +74,16 @@ export class PipelineMetrics extends Context.Service<PipelineMetrics, {
    */
   static readonly layer: Layer.Layer<PipelineMetrics> = Layer.effect(
     PipelineMetrics,
-    Effect.map(Effect.context<never>(), (context) => {
+    Effect.gen(function*() {
+      const context = yield* Effect.context<never>()
+      const cells = Cells.make(context)
+      yield* Effect.addFinalizer(() => Effect.sync(cells.dispose))
       const snapshot = () => Metric.snapshotUnsafe(context)
       return PipelineMetrics.of({
+        increment: (name, description, labels) =>
+          Effect.sync(() => {
+            cells.counter(name, description, labels).value++
+          }),
         prometheus: Effect.sync(() => PrometheusMetrics.formatUnsafe(context)),
         snapshot: Effect.sync(snapshot),
         registerInto: (registry) =>

@@ -131,4 +131,19 @@ describe("the service as a child process", () => {
       assert.notStrictEqual(await badEnv.exited, 0)
       assert.include(badEnv.output(), "MDP_FB_SCALE_SOFT=\"2\"")
     }), { timeout: 30_000 })
+
+  it.live("the composition example in examples/ runs", () =>
+    Effect.promise(async () => {
+      const example = new URL("../../examples/compose-runtime.ts", import.meta.url).pathname
+      const child = spawn(process.execPath, ["--conditions=market-data-pipeline:source", example], {
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let output = ""
+      child.stdout!.on("data", (chunk) => (output += chunk))
+      child.stderr!.on("data", (chunk) => (output += chunk))
+      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
+      assert.strictEqual(code, 0, output)
+      assert.include(output, "after soft: 30 tokens/s (scale 0.6, pressure soft)")
+      assert.include(output, "pipeline_rate_scale_factor{provider=\"ibkr\"} 0.6")
+    }), { timeout: 30_000 })
 })

@@ -29,6 +29,12 @@ export interface HttpApiOptions {
   readonly token?: Redacted.Redacted<string> | undefined
   /** Largest accepted body; default 64 KiB. */
   readonly maxBodyBytes?: number | undefined
+  /**
+   * Distinct `coordinator_id`s accepted over HTTP; default 1024. Every
+   * coordinator is remembered (its level, its metric series), so a client
+   * inventing ids must not grow the process without bound.
+   */
+  readonly maxCoordinators?: number | undefined
 }
 
 const json = (status: number, body: unknown, headers?: Record<string, string>) =>
@@ -49,7 +55,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
  * `FeedbackEvent` or the Python store's HTTP broadcast body (no `ts`: the
  * receive time is used; no `source`: `"store"`), publishes it and answers
  * 202. Bad input is a 400 with the validation message, a body over the limit
- * 413, a missing or wrong token 401; each rejection is counted in
+ * 413, a missing or wrong token 401, a coordinator id beyond the
+ * `maxCoordinators` distinct ones 429; each rejection is counted in
  * `pipeline_feedback_events_rejected_total{reason}`.
  *
  * @since 0.1.0
@@ -64,6 +71,8 @@ export const routes = (
       const publisher = yield* FeedbackPublisher
       const runtime = yield* UnifiedRuntime
       const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024
+      const maxCoordinators = options.maxCoordinators ?? 1024
+      const coordinators = new Set<string>()
       const expected = options.token === undefined ? undefined : digest(`Bearer ${Redacted.value(options.token)}`)
 
       const reject = (status: number, reason: string, message: string, headers?: Record<string, string>) =>
@@ -116,6 +125,13 @@ export const routes = (
           }
           const event = yield* Effect.result(decodeEvent(parsed))
           if (event._tag === "Failure") return yield* reject(400, "invalid_event", event.failure.message)
+          const coordinator = event.success.coordinatorId
+          if (!coordinators.has(coordinator)) {
+            if (coordinators.size >= maxCoordinators) {
+              return yield* reject(429, "too_many_coordinators", `already ${maxCoordinators} distinct coordinator ids`)
+            }
+            coordinators.add(coordinator)
+          }
           yield* publisher.publish(event.success)
           return json(202, {
             accepted: true,

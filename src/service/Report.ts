@@ -64,42 +64,43 @@ export const timelineCsv = (samples: ReadonlyArray<Sample>): string =>
  * @category formatting
  */
 export const chartSvg = async (samples: ReadonlyArray<Sample>): Promise<string> => {
-  const values = samples.flatMap((s) => [
-    { t: s.t, series: "queue depth (items)", value: s.queueDepth, level: s.level },
-    { t: s.t, series: "provider rate (items/s)", value: s.rate, level: s.level }
+  const lines = samples.flatMap((s) => [
+    { t: s.t, series: "queue depth (items)", value: s.queueDepth },
+    { t: s.t, series: "provider rate (items/s)", value: s.rate }
   ])
+  const bands = samples.slice(0, -1).map((s, i) => ({ t: s.t, t2: samples[i + 1]!.t, level: s.level }))
+  const x = { field: "t", type: "quantitative", title: "time (s)" } as const
   const spec: vegaLite.TopLevelSpec = {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: "market-data-pipeline: backpressure feedback loop",
     width: 800,
     height: 300,
-    data: { values },
     layer: [
       {
-        mark: { type: "rect", opacity: 0.15 },
-        transform: [{ filter: "datum.series === 'provider rate (items/s)'" }],
+        data: { values: bands },
+        mark: { type: "rect", opacity: 0.25 },
         encoding: {
-          x: { field: "t", type: "quantitative", title: "time (s)" },
-          x2: { field: "t" },
+          x,
+          x2: { field: "t2" },
           color: {
             field: "level",
             type: "nominal",
-            scale: { domain: ["ok", "soft", "hard"], range: ["#2ca02c", "#ff7f0e", "#d62728"] },
-            title: "level"
-          },
-          stroke: { field: "level", type: "nominal", legend: null },
-          strokeWidth: { value: 3 }
+            title: "level (band)",
+            scale: { domain: ["ok", "soft", "hard"], range: ["#2ca02c", "#ff7f0e", "#d62728"] }
+          }
         }
       },
       {
-        mark: "line",
+        data: { values: lines },
+        mark: { type: "line", color: "#1f3b73" },
         encoding: {
-          x: { field: "t", type: "quantitative", title: "time (s)" },
-          y: { field: "value", type: "quantitative", title: "" },
-          strokeDash: { field: "series", type: "nominal", title: "series" }
+          x,
+          y: { field: "value", type: "quantitative", title: "items, items/s" },
+          strokeDash: { field: "series", type: "nominal", title: "series", legend: { labelLimit: 300 } }
         }
       }
-    ]
+    ],
+    resolve: { scale: { color: "independent" } }
   }
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: "none" })
   try {

@@ -8,8 +8,8 @@ import { createServer } from "node:http"
 import * as HttpApi from "../../src/service/HttpApi.ts"
 import { eventually } from "../feedback/helpers.ts"
 
-const server = (token?: string) =>
-  HttpRouter.serve(HttpApi.routes({ token: token === undefined ? undefined : Redacted.make(token) }), {
+const server = (token?: string, maxCoordinators?: number) =>
+  HttpRouter.serve(HttpApi.routes({ token: token === undefined ? undefined : Redacted.make(token), maxCoordinators }), {
     disableLogger: true,
     disableListenLog: true
   }).pipe(
@@ -151,4 +151,14 @@ describe("HTTP API", () => {
       }).pipe(Effect.provide(server())),
     { timeout: 120_000 }
   )
+
+  it.live("a client inventing coordinator ids is refused past the limit (429), known ones still pass", () =>
+    Effect.gen(function*() {
+      const body = (id: string) => core.replace("store_01", id)
+      for (let i = 0; i < 3; i++) assert.strictEqual((yield* post(body(`c${i}`))).status, 202)
+      const refused = yield* post(body("c3"))
+      assert.strictEqual(refused.status, 429)
+      assert.strictEqual(JSON.parse(refused.text).error, "too_many_coordinators")
+      assert.strictEqual((yield* post(body("c1"))).status, 202)
+    }).pipe(Effect.provide(server(undefined, 3))))
 })

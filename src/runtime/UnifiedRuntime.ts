@@ -133,7 +133,8 @@ const start = Effect.gen(function*() {
         details: { enabled: String(settings.enableFeedback) }
       }
     ]
-    const overall: HealthState = rateState === "healthy" ? "healthy" : "degraded"
+    // the provider cannot be called at all while its circuit is open or it is in cooldown
+    const overall: HealthState = rateState
     const status: HealthStatus = {
       service: "market-data-pipeline",
       state: overall,

@@ -334,3 +334,18 @@ describe("FeedbackHandler.run on its own", () => {
       assert.deepStrictEqual(yield* scales, [0, 0.25, 0.5, 0.5, 0.625, 0.75, 0.875, 1])
     }).pipe(Effect.provide(Layer.mergeAll(Layer.fresh(RateController.layerTest), Layer.fresh(FeedbackBus.layer)))))
 })
+
+describe("health", () => {
+  it.effect("an open circuit makes the runtime unhealthy, a half-open one degraded", () =>
+    Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      for (let i = 0; i < 5; i++) yield* coordinator.recordFailure("ibkr")
+      const open = yield* UnifiedRuntime.health
+      assert.strictEqual(open.state, "unhealthy")
+      assert.strictEqual(open.components[0]!.details.circuit, "open")
+      yield* TestClock.adjust("60 seconds")
+      assert.strictEqual((yield* UnifiedRuntime.health).state, "degraded")
+      yield* coordinator.recordSuccess("ibkr")
+      assert.strictEqual((yield* UnifiedRuntime.health).state, "healthy")
+    }).pipe(Effect.provide(runtime())))
+})

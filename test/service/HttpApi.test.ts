@@ -104,6 +104,11 @@ describe("HTTP API", () => {
       const metrics = yield* request("/metrics")
       assert.strictEqual(metrics.status, 200)
       assert.include(metrics.text, "# TYPE pipeline_feedback_events_dropped_total counter")
+      const coordinator = yield* RateCoordinator
+      for (let i = 0; i < 5; i++) yield* coordinator.recordFailure("ibkr")
+      const unhealthy = yield* request("/healthz")
+      assert.strictEqual(unhealthy.status, 503)
+      assert.strictEqual((yield* decodeJson(HealthStatus)(unhealthy.text)).state, "unhealthy")
     }).pipe(Effect.provide(server())))
 
   it.live(

@@ -51,44 +51,52 @@ const timedController = Layer.effect(
 
 const latencyStack = Layer.mergeAll(timedController.pipe(Layer.provideMerge(RateCoordinator.layer)), FeedbackBus.layer)
 
-const latency = (events: number) =>
+// A fresh loop (coordinator, bus, handler) for one measurement.
+const withLoop = <A, E>(
+  f: (coordinator: RateCoordinator["Service"], bus: FeedbackBus["Service"]) => Effect.Effect<A, E>
+) =>
   Effect.gen(function*() {
     const coordinator = yield* RateCoordinator
     const bus = yield* FeedbackBus
     yield* coordinator.registerProvider("ibkr", { capacity: 100, refillRate: 100 })
     yield* FeedbackHandler.run({ provider: "ibkr", policy: defaultPolicy })
-    const samples = new Float64Array(events)
-    for (let i = 0; i < events; i++) {
-      const level: BackpressureLevel = i % 2 === 0 ? "soft" : "ok"
-      const expected = level === "soft" ? 0.5 : 1
-      visibleAt = 0
-      const start = performance.now()
-      yield* bus.publish(event("store_01", level, i))
-      while (visibleAt === 0) yield* Effect.yieldNow
-      if ((yield* coordinator.state("ibkr")).scale !== expected) throw new Error("scale not applied")
-      samples[i] = (visibleAt - start) * 1000
-    }
-    return samples.sort()
+    return yield* f(coordinator, bus)
   }).pipe(Effect.provide(Layer.fresh(latencyStack)), Effect.scoped)
 
+const latency = (events: number) =>
+  withLoop((coordinator, bus) =>
+    Effect.gen(function*() {
+      const samples = new Float64Array(events)
+      for (let i = 0; i < events; i++) {
+        const level: BackpressureLevel = i % 2 === 0 ? "soft" : "ok"
+        const expected = level === "soft" ? 0.5 : 1
+        visibleAt = 0
+        const start = performance.now()
+        yield* bus.publish(event("store_01", level, i))
+        while (visibleAt === 0) yield* Effect.yieldNow
+        if ((yield* coordinator.state("ibkr")).scale !== expected) throw new Error("scale not applied")
+        samples[i] = (visibleAt - start) * 1000
+      }
+      return samples.sort()
+    })
+  )
+
 const sustained = (events: number) =>
-  Effect.gen(function*() {
-    const coordinator = yield* RateCoordinator
-    const bus = yield* FeedbackBus
-    yield* coordinator.registerProvider("ibkr", { capacity: 100, refillRate: 100 })
-    yield* FeedbackHandler.run({ provider: "ibkr", policy: defaultPolicy })
-    const levels: ReadonlyArray<BackpressureLevel> = ["ok", "soft", "hard"]
-    const coordinators = ["bars", "quotes", "trades"]
-    const batch = Array.from({ length: events }, (_, i) => event(coordinators[i % 3]!, levels[(i * 7) % 3]!, i))
-    const start = performance.now()
-    for (const e of batch) yield* bus.publish(e)
-    const published = performance.now()
-    // the last event is always delivered (the handler may conflate the backlog before it)
-    const lastTs = batch[batch.length - 1]!.ts
-    while (appliedTs !== lastTs) yield* Effect.yieldNow
-    const done = performance.now()
-    return { publishRate: events / ((published - start) / 1000), endToEndRate: events / ((done - start) / 1000) }
-  }).pipe(Effect.provide(Layer.fresh(latencyStack)), Effect.scoped)
+  withLoop((_, bus) =>
+    Effect.gen(function*() {
+      const levels: ReadonlyArray<BackpressureLevel> = ["ok", "soft", "hard"]
+      const coordinators = ["bars", "quotes", "trades"]
+      const batch = Array.from({ length: events }, (_, i) => event(coordinators[i % 3]!, levels[(i * 7) % 3]!, i))
+      const start = performance.now()
+      for (const e of batch) yield* bus.publish(e)
+      const published = performance.now()
+      // the last event is always delivered (the handler may conflate the backlog before it)
+      const lastTs = batch[batch.length - 1]!.ts
+      while (appliedTs !== lastTs) yield* Effect.yieldNow
+      const done = performance.now()
+      return { publishRate: events / ((published - start) / 1000), endToEndRate: events / ((done - start) / 1000) }
+    })
+  )
 
 export const run = async (): Promise<void> => {
   const events = 100_000

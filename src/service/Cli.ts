@@ -110,8 +110,8 @@ const runService = (opts: RunOptions) =>
       Layer.provide(Layer.succeed(FeedbackSettings, settings))
     )
 
+    const tty = process.stdout.isTTY === true
     let simulation: Simulation.Simulation | undefined
-    let metrics: PipelineMetrics["Service"] | undefined
     const finish = Effect.gen(function*() {
       if (simulation === undefined) return
       if (tty) process.stdout.write("\n")
@@ -128,7 +128,6 @@ const runService = (opts: RunOptions) =>
         yield* Console.log(`chart written to ${chart.value}`)
       }
     })
-    const tty = process.stdout.isTTY === true
 
     yield* Effect.scoped(
       Effect.gen(function*() {
@@ -137,7 +136,7 @@ const runService = (opts: RunOptions) =>
         yield* Console.log(
           `market-data-pipeline ${version} listening on ${url} (GET /metrics, GET /healthz, POST /feedback)`
         )
-        metrics = yield* PipelineMetrics
+        const metrics = yield* PipelineMetrics
         const runtime = yield* UnifiedRuntime
         const publisher = yield* FeedbackPublisher
         const store = opts.noSimulatedStore ? undefined : yield* SimulatedStore.make({
@@ -153,7 +152,7 @@ const runService = (opts: RunOptions) =>
         )
         simulation = yield* Simulation.start({ provider: runtime.provider, sinkRate: opts.sinkRate }, store)
         const status = Effect.gen(function*() {
-          const line = formatStatus(yield* simulation!.sample, yield* totalEvents(metrics!))
+          const line = formatStatus(yield* simulation!.sample, yield* totalEvents(metrics))
           if (tty) process.stdout.write(`\r${line}\x1b[K`)
           else yield* Console.log(line)
         })

@@ -80,6 +80,7 @@ export const routes = (
           metrics.increment("pipeline_feedback_events_rejected_total", "Feedback bodies rejected", { reason }),
           json(status, { error: reason, message }, headers)
         )
+      const tooLarge = reject(413, "too_large", `body over ${maxBodyBytes} bytes`)
 
       const authorized = (request: HttpServerRequest.HttpServerRequest): boolean => {
         if (expected === undefined) return true
@@ -96,23 +97,17 @@ export const routes = (
             })
           }
           const declared = Number(request.headers["content-length"])
-          if (declared > maxBodyBytes) {
-            return yield* reject(413, "too_large", `body over ${maxBodyBytes} bytes`)
-          }
+          if (declared > maxBodyBytes) return yield* tooLarge
           const body = yield* request.arrayBuffer.pipe(
             Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
             Effect.result
           )
           if (body._tag === "Failure") {
-            const tooLarge =
+            const overLimit =
               String((body.failure as { reason?: { reason?: string } }).reason?.reason) === "BodyTooLarge"
-            return yield* tooLarge
-              ? reject(413, "too_large", `body over ${maxBodyBytes} bytes`)
-              : reject(400, "unreadable", "the request body could not be read")
+            return yield* overLimit ? tooLarge : reject(400, "unreadable", "the request body could not be read")
           }
-          if (body.success.byteLength > maxBodyBytes) {
-            return yield* reject(413, "too_large", `body over ${maxBodyBytes} bytes`)
-          }
+          if (body.success.byteLength > maxBodyBytes) return yield* tooLarge
           let parsed: unknown
           try {
             parsed = JSON.parse(utf8.decode(body.success))

@@ -15,6 +15,24 @@ export interface Cell {
 
 const noop = (): void => {}
 
+/**
+ * Registers one series of `metric`, labelled, whose value `get` reads at
+ * scrape time; updates through Effect's API are ignored.
+ *
+ * @internal
+ */
+export const registerReading = <State>(
+  context: Context.Context<never>,
+  metric: Metric.Metric<any, State>,
+  labels: Readonly<Record<string, string>>,
+  get: () => State
+): Metric.Registration =>
+  Metric.registerUnsafe(metric, Context.add(context, Metric.CurrentMetricAttributes, labels), {
+    get,
+    update: noop,
+    modify: noop
+  })
+
 /** @internal */
 export interface Cells {
   /** The counter cell for these labels, registered on first request. */
@@ -44,16 +62,11 @@ export const make = (context: Context.Context<never>): Cells => {
         metric = type === "counter" ? Metric.counter(name, { description }) : Metric.gauge(name, { description })
         metrics.set(name, metric)
       }
-      registrations.push(Metric.registerUnsafe(
+      registrations.push(registerReading(
+        context,
         metric,
-        Context.add(context, Metric.CurrentMetricAttributes, labels),
-        {
-          get: type === "counter"
-            ? () => ({ count: created.value, incremental: true })
-            : () => ({ value: created.value }),
-          update: noop,
-          modify: noop
-        }
+        labels,
+        type === "counter" ? () => ({ count: created.value, incremental: true }) : () => ({ value: created.value })
       ))
       return found
     }

@@ -15,6 +15,7 @@ import * as Metric from "effect/Metric"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import { type BackpressureLevel, levelOrdinal, parseLevel } from "../../contracts/BackpressureLevel.ts"
+import { registerReading } from "../../metrics/internal/cells.ts"
 import type { ProviderOptions, ProviderState, RateCoordinator } from "../RateCoordinator.ts"
 import {
   CircuitOpen,
@@ -54,8 +55,6 @@ const validate = (name: string, options: ProviderOptions): Result.Result<B.Bucke
     check("breakerTimeoutSec", positive, "a positive finite number")
   return error === undefined ? Result.succeed(resolved) : Result.fail(error)
 }
-
-const noop = (): void => {}
 
 /**
  * One metric value per series kind; each provider's series reads its bucket
@@ -112,13 +111,8 @@ const registerMetrics = (
   provider: string,
   context: Context.Context<never>
 ): () => void => {
-  const labelled = Context.add(context, Metric.CurrentMetricAttributes, { provider })
   const registrations = metrics.map(({ get, metric }) =>
-    Metric.registerUnsafe(metric as Metric.Metric<any, any>, labelled, {
-      get: () => get(b),
-      update: noop,
-      modify: noop
-    })
+    registerReading(context, metric as Metric.Metric<any, any>, { provider }, () => get(b))
   )
   return () => {
     for (const registration of registrations) registration.remove()

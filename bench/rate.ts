@@ -51,11 +51,13 @@ class BareBucket {
 }
 
 const throughput = async () => {
-  const coordinator = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const c = yield* RateCoordinator.make
+  // the coordinator lives in this scope for the whole benchmark, closed at the end
+  const scope = Effect.runSync(Scope.make())
+  const coordinator = await Effect.runPromise(Effect.gen(function*() {
+    const c = yield* Scope.provide(RateCoordinator.make, scope)
     yield* c.registerProvider("p", unlimited)
     return c
-  })))
+  }))
   const limiter = await Effect.runPromise(
     RateLimiter.make.pipe(Effect.provide(RateLimiter.layerStoreMemory))
   )
@@ -86,6 +88,7 @@ const throughput = async () => {
       for (let i = 0; i < n; i++) bare.take(1)
     })
   ]
+  await Effect.runPromise(Scope.close(scope, Exit.void))
   const ours = results[0]![1]
   const python = 710_000
   table("RateCoordinator: acquire throughput, effectively unlimited bucket (Python reference: 710k/s)", [

@@ -50,14 +50,19 @@ export class InvalidPressureLevel extends Data.TaggedError("InvalidPressureLevel
 
 /**
  * Reads a level from a string in any case (`"SOFT"` → `"soft"`), as the
- * Python docs promise and its code does not.
+ * Python docs promise and its code does not. A value that is not a string
+ * (`null`, a number, from an untyped caller) is an `InvalidPressureLevel` too.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const parseLevel = (input: string): Result.Result<BackpressureLevel, InvalidPressureLevel> => {
-  const level = input === "ok" || input === "soft" || input === "hard" ? input : input.toLowerCase()
+  const level = input === "ok" || input === "soft" || input === "hard"
+    ? input
+    : typeof input === "string"
+    ? input.toLowerCase()
+    : undefined
   return level === "ok" || level === "soft" || level === "hard"
     ? Result.succeed(level)
-    : Result.fail(new InvalidPressureLevel({ input }))
+    : Result.fail(new InvalidPressureLevel({ input: String(input) }))
 }

@@ -36,6 +36,11 @@ export const pipelineMetricNames: ReadonlyArray<{
   { name: "pipeline_feedback_events_dropped_total", type: "counter", help: "Feedback events dropped" },
   { name: "pipeline_feedback_subscriber_errors_total", type: "counter", help: "Feedback subscriber failures" },
   { name: "pipeline_rate_tokens_granted_total", type: "counter", help: "Tokens granted" },
+  {
+    name: "pipeline_rate_tokens_returned_total",
+    type: "counter",
+    help: "Tokens granted to a waiter interrupted before it resumed, given back"
+  },
   { name: "pipeline_rate_waiters", type: "gauge", help: "Acquirers waiting for tokens" },
   { name: "pipeline_rate_wait_seconds", type: "histogram", help: "Seconds from acquire to grant" }
 ]

@@ -9,7 +9,13 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { BackpressureLevel, InvalidPressureLevel } from "../contracts/BackpressureLevel.ts"
 import { make as makeCoordinator } from "./internal/coordinator.ts"
-import type { AcquireError, InvalidProviderOptions, InvalidScale, UnknownProvider } from "./RateError.ts"
+import type {
+  AcquireError,
+  InvalidCooldown,
+  InvalidProviderOptions,
+  InvalidScale,
+  UnknownProvider
+} from "./RateError.ts"
 
 /**
  * How a provider is paced. Every field is optional.
@@ -26,7 +32,10 @@ export interface ProviderOptions {
   readonly cooldownSec?: number
   /** Consecutive failures that open the circuit breaker (a positive integer). Default 5. */
   readonly breakerThreshold?: number
-  /** Seconds the breaker stays open before letting a trial call through. Default 60. */
+  /**
+   * Seconds the breaker stays open before letting one trial call through,
+   * and the longest that trial holds its slot. Default 60.
+   */
   readonly breakerTimeoutSec?: number
 }
 
@@ -61,6 +70,12 @@ export interface ProviderState {
  * the provider completely; an interrupted waiter takes nothing. Time comes
  * only from the `Clock`, so everything runs under `TestClock`.
  *
+ * A coordinator lives as long as the scope it was built in. When that scope
+ * closes, waiters still parked in `acquire` are interrupted (as takers of a
+ * shut-down `Queue` are), and from then on `acquire` and `tryAcquire` fail at
+ * once with `CoordinatorClosed`; every other call still returns at once,
+ * reading or updating state that nothing can spend any more.
+ *
  * @since 0.1.0
  * @category services
  */
@@ -71,9 +86,17 @@ export class RateCoordinator extends Context.Service<RateCoordinator, {
    * waiters stay in line.
    */
   readonly registerProvider: (name: string, options?: ProviderOptions) => Effect.Effect<void, InvalidProviderOptions>
-  /** Waits until `tokens` (default 1) are granted, in arrival order. */
+  /**
+   * Waits until `tokens` (default 1) are granted, in arrival order. While the
+   * breaker is half-open, only the first caller after the open period (the
+   * trial call) gets in line; the others fail with `CircuitOpen` until the
+   * trial's outcome is recorded or its slot lapses.
+   */
   readonly acquire: (provider: string, tokens?: number) => Effect.Effect<void, AcquireError>
-  /** Takes `tokens` now if they are there and nobody is waiting; never waits. */
+  /**
+   * Takes `tokens` now if they are there and nobody is waiting; never waits.
+   * Half-open, a granted try is the trial call.
+   */
   readonly tryAcquire: (provider: string, tokens?: number) => Effect.Effect<boolean, AcquireError>
   /**
    * Sets the rate to `baseRate × scale`; the scale is clamped to [0, 1] and 0
@@ -91,22 +114,35 @@ export class RateCoordinator extends Context.Service<RateCoordinator, {
   readonly state: (provider: string) => Effect.Effect<ProviderState, UnknownProvider>
   /** The registered providers, in registration order. */
   readonly providers: Effect.Effect<ReadonlyArray<string>>
-  /** Counts a failed provider call towards opening the circuit breaker. */
+  /**
+   * Counts a failed provider call towards opening the circuit breaker; half-open,
+   * it reopens the breaker for another `breakerTimeoutSec`.
+   */
   readonly recordFailure: (provider: string) => Effect.Effect<void>
-  /** A successful call: resets the failure count and closes a half-open breaker. */
+  /**
+   * A successful call: resets the failure count and closes a half-open breaker.
+   * A trial call that never reports holds its slot for `breakerTimeoutSec`,
+   * then the next caller becomes the trial: the breaker cannot stay wedged.
+   */
   readonly recordSuccess: (provider: string) => Effect.Effect<void>
   /**
    * Starts a cooldown of `scope` lasting `durationSec` (default: the
    * provider's `cooldownSec`) and returns at once. Scope `"global"` makes
-   * `acquire` fail until the deadline.
+   * `acquire` fail until the deadline. A duration that is not a positive
+   * finite number fails with `InvalidCooldown`.
    */
-  readonly triggerCooldown: (provider: string, scope: string, durationSec?: number) => Effect.Effect<void>
+  readonly triggerCooldown: (
+    provider: string,
+    scope: string,
+    durationSec?: number
+  ) => Effect.Effect<void, InvalidCooldown>
 }>()("market-data-pipeline/RateCoordinator") {
   /**
    * Builds an in-memory coordinator. Its timers run in the given scope, and
    * its metrics (`pipeline_rate_*`, `pipeline_backpressure_state`) register in
    * the `Metric.MetricRegistry` of the context it is built in, until the
-   * scope closes.
+   * scope closes. Closing the scope interrupts parked waiters; later
+   * acquires fail with `CoordinatorClosed`.
    *
    * @since 0.1.0
    * @category constructors

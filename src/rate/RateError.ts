@@ -59,11 +59,21 @@ export class InvalidTokenCount extends Data.TaggedError("InvalidTokenCount")<{
  */
 export class CircuitOpen extends Data.TaggedError("CircuitOpen")<{
   readonly provider: string
-  /** Seconds until the breaker lets a trial call through. */
+  /**
+   * Seconds until the breaker lets a trial call through: the end of the open
+   * period, or, while a trial is in flight, the moment its slot lapses (the
+   * breaker may close sooner, when the trial succeeds).
+   */
   readonly retryAfterSec: number
+  /** The breaker is half-open and its one trial call is in flight. */
+  readonly probing: boolean
 }> {
   override get message(): string {
-    return `circuit open for provider ${JSON.stringify(this.provider)}, retry in ${this.retryAfterSec.toFixed(3)} s`
+    const provider = JSON.stringify(this.provider)
+    const retry = `retry in ${this.retryAfterSec.toFixed(3)} s`
+    return this.probing
+      ? `circuit half-open for provider ${provider}: its trial call is in flight, ${retry} at the latest`
+      : `circuit open for provider ${provider}, ${retry}`
   }
 }
 
@@ -118,9 +128,48 @@ export class InvalidScale extends Data.TaggedError("InvalidScale")<{
 }
 
 /**
+ * A cooldown duration that is not a positive finite number of seconds. Leave
+ * it out to use the provider's `cooldownSec`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidCooldown extends Data.TaggedError("InvalidCooldown")<{
+  readonly provider: string
+  readonly scope: string
+  readonly durationSec: number
+}> {
+  override get message(): string {
+    return `provider ${JSON.stringify(this.provider)}: cooldown ${JSON.stringify(this.scope)} must last a positive ` +
+      `finite number of seconds, got ${this.durationSec}`
+  }
+}
+
+/**
+ * The coordinator's scope has closed: it grants nothing any more. Build a new
+ * coordinator (or keep its layer's scope open for as long as it is used).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CoordinatorClosed extends Data.TaggedError("CoordinatorClosed")<{
+  readonly provider: string
+}> {
+  override get message(): string {
+    return `provider ${JSON.stringify(this.provider)}: the rate coordinator is closed (its scope ended)`
+  }
+}
+
+/**
  * Why an `acquire` or `tryAcquire` failed.
  *
  * @since 0.1.0
  * @category errors
  */
-export type AcquireError = UnknownProvider | ExceedsCapacity | InvalidTokenCount | CircuitOpen | ProviderInCooldown
+export type AcquireError =
+  | UnknownProvider
+  | ExceedsCapacity
+  | InvalidTokenCount
+  | CircuitOpen
+  | ProviderInCooldown
+  | CoordinatorClosed

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Metric, Schema } from "effect"
+import { Clock, Effect, Exit, Fiber, Metric, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { RateCoordinator } from "market-data-pipeline"
+import { type AcquireError, type CircuitOpen, type ProviderOptions, RateCoordinator } from "market-data-pipeline"
 
 const withCoordinator = <A, E>(effect: Effect.Effect<A, E, RateCoordinator>) =>
   Effect.provide(effect, RateCoordinator.layer)
@@ -27,6 +27,15 @@ const drainBucket = (provider: string) =>
     }
   })
 
+/** Registers a provider and empties its burst; returns the coordinator. */
+const drained = (provider: string, options: ProviderOptions) =>
+  Effect.gen(function*() {
+    const coordinator = yield* RateCoordinator
+    yield* coordinator.registerProvider(provider, options)
+    yield* drainBucket(provider)
+    return coordinator
+  })
+
 describe("token bucket timing", () => {
   it.effect("burst then steady rate: capacity 5, rate 10/s, 7 acquires finish at 0.2 s", () =>
     withCoordinator(Effect.gen(function*() {
@@ -46,9 +55,7 @@ describe("token bucket timing", () => {
 
   it.effect("FIFO: five waiters, capacity 1, rate 10/s complete at 0.1 … 0.5 s in order", () =>
     withCoordinator(Effect.gen(function*() {
-      const coordinator = yield* RateCoordinator
-      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 10 })
-      yield* drainBucket("p")
+      const coordinator = yield* drained("p", { capacity: 1, refillRate: 10 })
       const log: Array<[string, number]> = []
       for (const label of ["a", "b", "c", "d", "e"]) yield* acquireAt("p", 1, log, label)
       assert.strictEqual((yield* coordinator.state("p")).waiters, 5)
@@ -58,9 +65,7 @@ describe("token bucket timing", () => {
 
   it.effect("FIFO for weighted acquires: a later small request never overtakes an earlier large one", () =>
     withCoordinator(Effect.gen(function*() {
-      const coordinator = yield* RateCoordinator
-      yield* coordinator.registerProvider("p", { capacity: 3, refillRate: 10 })
-      yield* drainBucket("p")
+      const coordinator = yield* drained("p", { capacity: 3, refillRate: 10 })
       const log: Array<[string, number]> = []
       yield* acquireAt("p", 3, log, "three")
       yield* acquireAt("p", 1, log, "one")
@@ -93,9 +98,7 @@ describe("token bucket timing", () => {
 
   it.effect("a rate change applies from the moment it is made, not to time already elapsed", () =>
     withCoordinator(Effect.gen(function*() {
-      const coordinator = yield* RateCoordinator
-      yield* coordinator.registerProvider("p", { capacity: 100, refillRate: 10 })
-      yield* drainBucket("p")
+      const coordinator = yield* drained("p", { capacity: 100, refillRate: 10 })
       yield* TestClock.adjust("1 second") // 10 tokens at 10/s
       yield* coordinator.setBudgetScale("p", 0.5)
       yield* TestClock.adjust("1 second") // 5 more at 5/s
@@ -161,9 +164,7 @@ describe("pause and re-timing", () => {
 describe("interruption", () => {
   it.effect("an interrupted waiter takes nothing and does not hold up those behind it", () =>
     withCoordinator(Effect.gen(function*() {
-      const coordinator = yield* RateCoordinator
-      yield* coordinator.registerProvider("p", { capacity: 2, refillRate: 10 })
-      yield* drainBucket("p")
+      const coordinator = yield* drained("p", { capacity: 2, refillRate: 10 })
       const log: Array<[string, number]> = []
       const big = yield* acquireAt("p", 2, log, "big") // due at 0.2 s
       yield* acquireAt("p", 1, log, "small") // behind it
@@ -179,9 +180,7 @@ describe("interruption", () => {
 
   it.effect("a timed-out waiter takes nothing and the next one is served on time", () =>
     withCoordinator(Effect.gen(function*() {
-      const coordinator = yield* RateCoordinator
-      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 10 })
-      yield* drainBucket("p")
+      const coordinator = yield* drained("p", { capacity: 1, refillRate: 10 })
       const timedOut = yield* coordinator.acquire("p").pipe(Effect.timeout("30 millis"), Effect.flip, Effect.forkChild)
       yield* Effect.yieldNow
       const log: Array<[string, number]> = []
@@ -277,6 +276,18 @@ describe("scales and providers", () => {
       assert.include(error.message, "critical")
     })))
 
+  it.effect("pressure that is not a string (an untyped caller's null or number) is InvalidPressureLevel, not a defect", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p")
+      for (const level of [null, 2, undefined, {}]) {
+        const error = yield* Effect.flip(coordinator.setGlobalPressure("p", level as unknown as string))
+        assert.strictEqual(error._tag, "InvalidPressureLevel")
+        assert.strictEqual(error.input, String(level))
+      }
+      assert.strictEqual((yield* coordinator.state("p")).pressure, "ok")
+    })))
+
   it.effect("scale and pressure for an unregistered provider are a no-op", () =>
     withCoordinator(Effect.gen(function*() {
       const coordinator = yield* RateCoordinator
@@ -291,9 +302,7 @@ describe("scales and providers", () => {
 
   it.effect("registering again replaces configuration and state", () =>
     withCoordinator(Effect.gen(function*() {
-      const coordinator = yield* RateCoordinator
-      yield* coordinator.registerProvider("p", { capacity: 5, refillRate: 10 })
-      yield* drainBucket("p")
+      const coordinator = yield* drained("p", { capacity: 5, refillRate: 10 })
       yield* coordinator.setBudgetScale("p", 0.5)
       yield* coordinator.setGlobalPressure("p", "soft")
       yield* coordinator.registerProvider("p", { capacity: 8, refillRate: 20 })
@@ -302,6 +311,27 @@ describe("scales and providers", () => {
         [state.capacity, state.baseRate, state.rate, state.scale, state.pressure, state.available],
         [8, 20, 20, 1, "ok", 8]
       )
+    })))
+})
+
+describe("registering again with waiters parked", () => {
+  it.effect("they keep their place; those larger than the new capacity fail with ExceedsCapacity", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* drained("p", { capacity: 3, refillRate: 10 })
+      const log: Array<[string, number]> = []
+      yield* acquireAt("p", 1, log, "a")
+      const big = yield* Effect.forkChild(Effect.flip(coordinator.acquire("p", 3)))
+      yield* acquireAt("p", 2, log, "c")
+      assert.strictEqual((yield* coordinator.state("p")).waiters, 3)
+      yield* coordinator.registerProvider("p", { capacity: 2, refillRate: 20 })
+      const exceeds = yield* Fiber.join(big)
+      assert(exceeds._tag === "ExceedsCapacity")
+      assert.deepStrictEqual([exceeds.provider, exceeds.tokens, exceeds.capacity], ["p", 3, 2])
+      // a full bucket of 2: a takes 1 at once, c needs 1 more at 20/s
+      assert.deepStrictEqual(log, [["a", 0]])
+      assert.strictEqual((yield* coordinator.state("p")).waiters, 1)
+      yield* TestClock.adjust("50 millis")
+      assert.deepStrictEqual(log, [["a", 0], ["c", 50]])
     })))
 })
 
@@ -344,6 +374,24 @@ describe("errors", () => {
 })
 
 describe("circuit breaker and cooldown", () => {
+  /** Provider "p" with a breaker of threshold 1 and timeout 10 s, tripped and waited out: half-open. */
+  const halfOpen = Effect.gen(function*() {
+    const coordinator = yield* RateCoordinator
+    yield* coordinator.registerProvider("p", { breakerThreshold: 1, breakerTimeoutSec: 10 })
+    yield* coordinator.recordFailure("p")
+    yield* TestClock.adjust("10 seconds")
+    return coordinator
+  })
+
+  const assertTrialInFlight: (error: AcquireError, retryAfterSec: number) => asserts error is CircuitOpen = (
+    error,
+    retryAfterSec
+  ) => {
+    assert(error._tag === "CircuitOpen")
+    assert.isTrue(error.probing)
+    assert.closeTo(error.retryAfterSec, retryAfterSec, 1e-9)
+  }
+
   it.effect("the breaker opens after breakerThreshold failures and lets a trial through after its timeout", () =>
     withCoordinator(Effect.gen(function*() {
       const coordinator = yield* RateCoordinator
@@ -360,6 +408,59 @@ describe("circuit breaker and cooldown", () => {
       yield* coordinator.acquire("p")
       yield* coordinator.recordSuccess("p")
       assert.strictEqual((yield* coordinator.state("p")).circuit, "closed")
+    })))
+
+  it.effect("half-open admits exactly one trial call; the others fail with CircuitOpen until its outcome", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* halfOpen
+      yield* coordinator.acquire("p") // the trial
+      const rejected = yield* Effect.flip(coordinator.acquire("p"))
+      assertTrialInFlight(rejected, 10)
+      assert.include(rejected.message, "trial call is in flight")
+      assertTrialInFlight(yield* Effect.flip(coordinator.tryAcquire("p")), 10)
+      assert.strictEqual((yield* coordinator.state("p")).circuit, "half_open")
+      yield* coordinator.recordSuccess("p") // the trial succeeded: closed
+      yield* coordinator.acquire("p")
+      yield* coordinator.acquire("p")
+
+      yield* coordinator.recordFailure("p")
+      yield* TestClock.adjust("10 seconds")
+      assert.isTrue(yield* coordinator.tryAcquire("p")) // a granted try is the trial too
+      assertTrialInFlight(yield* Effect.flip(coordinator.acquire("p")), 10)
+      yield* coordinator.recordFailure("p") // the trial failed: open for another 10 s
+      const reopened = yield* Effect.flip(coordinator.acquire("p"))
+      assert(reopened._tag === "CircuitOpen")
+      assert.deepStrictEqual([reopened.probing, reopened.retryAfterSec], [false, 10])
+      assert.strictEqual((yield* coordinator.state("p")).circuit, "open")
+    })))
+
+  it.effect("a trial that never reports holds its slot for breakerTimeoutSec, then the next caller is the trial", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* halfOpen
+      yield* coordinator.acquire("p") // a trial whose caller never records its outcome
+      yield* TestClock.adjust("9999 millis")
+      assertTrialInFlight(yield* Effect.flip(coordinator.acquire("p")), 0.001)
+      yield* TestClock.adjust("1 millis")
+      yield* coordinator.acquire("p") // the slot lapsed: a new trial
+      assertTrialInFlight(yield* Effect.flip(coordinator.acquire("p")), 10)
+      yield* coordinator.recordSuccess("p")
+      assert.strictEqual((yield* coordinator.state("p")).circuit, "closed")
+    })))
+
+  it.effect("a would-be trial that gets no tokens, or is interrupted while it waits, leaves the slot free", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* halfOpen
+      yield* coordinator.setBudgetScale("p", 0) // nothing is granted
+      assert.isFalse(yield* coordinator.tryAcquire("p")) // not granted: not the trial
+      const waiting = yield* Effect.forkChild(coordinator.acquire("p")) // the trial, in line for its token
+      yield* Effect.yieldNow
+      assertTrialInFlight(yield* Effect.flip(coordinator.tryAcquire("p")), 10)
+      yield* Fiber.interrupt(waiting) // it never made its call
+      const trial = yield* Effect.forkChild(coordinator.acquire("p"))
+      yield* Effect.yieldNow
+      assert.strictEqual((yield* coordinator.state("p")).waiters, 1)
+      assertTrialInFlight(yield* Effect.flip(coordinator.tryAcquire("p")), 10)
+      yield* Fiber.interrupt(trial)
     })))
 
   it.effect("a failed trial in half-open reopens the breaker at once", () =>
@@ -391,6 +492,64 @@ describe("circuit breaker and cooldown", () => {
       yield* TestClock.adjust("1 second")
       yield* coordinator.acquire("p")
     })))
+
+  it.effect("a cooldown of 0, a negative, NaN or Infinity seconds is an InvalidCooldown error, not the default", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { cooldownSec: 30 })
+      for (const durationSec of [0, -5, NaN, Infinity]) {
+        const error = yield* Effect.flip(coordinator.triggerCooldown("p", "global", durationSec))
+        assert.strictEqual(error._tag, "InvalidCooldown")
+        assert.deepStrictEqual([error.provider, error.scope], ["p", "global"])
+        assert.isTrue(Object.is(error.durationSec, durationSec))
+        assert.include(error.message, "\"p\"")
+        assert.include(error.message, String(durationSec))
+      }
+      assert.isFalse((yield* coordinator.state("p")).inCooldown)
+      yield* coordinator.acquire("p")
+    })))
+})
+
+describe("after the scope closes", () => {
+  it.effect("parked waiters are interrupted; acquire and tryAcquire then fail at once with CoordinatorClosed", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const coordinator = yield* Scope.provide(RateCoordinator.make, scope)
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 10 })
+      yield* coordinator.acquire("p")
+      const parked = yield* Effect.forkChild(coordinator.acquire("p"))
+      yield* Effect.yieldNow
+      yield* Scope.close(scope, Exit.void)
+      yield* Effect.yieldNow
+      const exit = parked.pollUnsafe()
+      assert.isTrue(exit !== undefined && Exit.hasInterrupts(exit))
+      const later = yield* Effect.forkChild(Effect.flip(coordinator.acquire("p")))
+      yield* TestClock.adjust("1 hour") // the bucket is full again: still nothing is granted
+      assert.isDefined(later.pollUnsafe())
+      const closed = yield* Fiber.join(later)
+      assert.strictEqual(closed._tag, "CoordinatorClosed")
+      assert.include(closed.message, "\"p\"")
+      assert.strictEqual((yield* Effect.flip(coordinator.tryAcquire("p")))._tag, "CoordinatorClosed")
+      assert.strictEqual((yield* Effect.flip(coordinator.acquire("nobody")))._tag, "CoordinatorClosed")
+      // the rest still answers at once
+      yield* coordinator.setBudgetScale("p", 0.5)
+      assert.strictEqual((yield* coordinator.state("p")).waiters, 0)
+    }))
+
+  it.effect("a coordinator used outside its scope fails at once instead of hanging", () =>
+    Effect.gen(function*() {
+      const coordinator = yield* Effect.scoped(Effect.gen(function*() {
+        const coordinator = yield* RateCoordinator.make
+        yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 10 })
+        yield* coordinator.acquire("p") // drained
+        return coordinator
+      }))
+      const fiber = yield* Effect.forkChild(Effect.flip(coordinator.acquire("p")))
+      yield* TestClock.adjust("1 minute")
+      assert.isDefined(fiber.pollUnsafe())
+      assert.strictEqual((yield* Fiber.join(fiber))._tag, "CoordinatorClosed")
+      assert.strictEqual((yield* Effect.flip(coordinator.tryAcquire("p")))._tag, "CoordinatorClosed")
+    }))
 })
 
 describe("metrics", () => {
@@ -400,26 +559,35 @@ describe("metrics", () => {
       Object.fromEntries(snapshots.map((s) => [`${s.id}{${s.attributes?.provider ?? ""}}`, s.state as any]))
   )
 
+  /** Runs with a coordinator reporting into a registry of its own. */
+  const metered = <A, E>(effect: Effect.Effect<A, E, RateCoordinator>) =>
+    Effect.provideService(withCoordinator(effect), Metric.MetricRegistry, new Map())
+
+  /** Registers a provider and pauses it: every acquire waits. */
+  const paused = (provider: string, options: ProviderOptions) =>
+    Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider(provider, options)
+      yield* coordinator.setBudgetScale(provider, 0)
+      return coordinator
+    })
+
   it.effect("each coordinator reports its own providers in its own registry", () =>
     Effect.gen(function*() {
-      const first = yield* Effect.provideService(
-        withCoordinator(Effect.gen(function*() {
-          const coordinator = yield* RateCoordinator
-          yield* coordinator.registerProvider("ibkr", { capacity: 2, refillRate: 10 })
-          yield* coordinator.acquire("ibkr")
-          yield* coordinator.acquire("ibkr")
-          const waiter = yield* Effect.forkChild(coordinator.acquire("ibkr"))
-          yield* Effect.yieldNow
-          const during = yield* values
-          yield* TestClock.adjust("100 millis")
-          yield* Fiber.join(waiter)
-          yield* coordinator.setBudgetScale("ibkr", 0.5)
-          yield* coordinator.setGlobalPressure("ibkr", "soft")
-          return { during, after: yield* values }
-        })),
-        Metric.MetricRegistry,
-        new Map()
-      )
+      const first = yield* metered(Effect.gen(function*() {
+        const coordinator = yield* RateCoordinator
+        yield* coordinator.registerProvider("ibkr", { capacity: 2, refillRate: 10 })
+        yield* coordinator.acquire("ibkr")
+        yield* coordinator.acquire("ibkr")
+        const waiter = yield* Effect.forkChild(coordinator.acquire("ibkr"))
+        yield* Effect.yieldNow
+        const during = yield* values
+        yield* TestClock.adjust("100 millis")
+        yield* Fiber.join(waiter)
+        yield* coordinator.setBudgetScale("ibkr", 0.5)
+        yield* coordinator.setGlobalPressure("ibkr", "soft")
+        return { during, after: yield* values }
+      }))
       assert.strictEqual(first.during["pipeline_rate_waiters{ibkr}"].value, 1)
       assert.strictEqual(first.after["pipeline_rate_waiters{ibkr}"].value, 0)
       assert.strictEqual(first.after["pipeline_rate_scale_factor{ibkr}"].value, 0.5)
@@ -430,22 +598,52 @@ describe("metrics", () => {
       assert.closeTo(wait.sum, 0.1, 1e-9)
       assert.deepStrictEqual(wait.buckets.slice(0, 6).map(([, n]: [number, number]) => n), [2, 2, 2, 2, 2, 3])
 
-      const second = yield* Effect.provideService(
-        withCoordinator(Effect.gen(function*() {
-          const coordinator = yield* RateCoordinator
-          yield* coordinator.registerProvider("ibkr")
-          const registered = yield* values
-          yield* coordinator.tryAcquire("ibkr")
-          return { registered, used: yield* values }
-        })),
-        Metric.MetricRegistry,
-        new Map()
-      )
+      const second = yield* metered(Effect.gen(function*() {
+        const coordinator = yield* RateCoordinator
+        yield* coordinator.registerProvider("ibkr")
+        const registered = yield* values
+        yield* coordinator.tryAcquire("ibkr")
+        return { registered, used: yield* values }
+      }))
       // series appear when a provider is first used or adjusted, not at registration
       assert.deepStrictEqual(second.registered, {})
       assert.strictEqual(second.used["pipeline_rate_scale_factor{ibkr}"].value, 1)
       assert.strictEqual(second.used["pipeline_rate_tokens_granted_total{ibkr}"].count, 1)
     }))
+
+  it.effect("pipeline_rate_wait_seconds reports the shortest wait as min, 0 once a grant was immediate", () =>
+    metered(Effect.gen(function*() {
+      const coordinator = yield* paused("p", { capacity: 1, refillRate: 10 })
+      const log: Array<[string, number]> = []
+      yield* acquireAt("p", 1, log, "a")
+      yield* TestClock.adjust("50 millis")
+      yield* acquireAt("p", 1, log, "b")
+      yield* TestClock.adjust("150 millis")
+      yield* coordinator.setBudgetScale("p", 1) // a waited 0.2 s; b gets its token at 0.3 s, after 0.25 s
+      yield* TestClock.adjust("100 millis")
+      assert.deepStrictEqual(log, [["a", 200], ["b", 300]])
+      const waited = (yield* values)["pipeline_rate_wait_seconds{p}"]
+      assert.strictEqual(waited.count, 2)
+      assert.closeTo(waited.min, 0.2, 1e-9) // not the mean, 0.225
+      assert.closeTo(waited.max, 0.25, 1e-9)
+      yield* TestClock.adjust("1 second")
+      yield* coordinator.acquire("p")
+      assert.strictEqual((yield* values)["pipeline_rate_wait_seconds{p}"].min, 0)
+    })))
+
+  it.effect("tokens given back by a granted waiter interrupted before it resumed count as returned, never ungranted", () =>
+    metered(Effect.gen(function*() {
+      const coordinator = yield* paused("p", { capacity: 2, refillRate: 10 })
+      // both are granted together; the race interrupts the loser before it resumes
+      const race = yield* Effect.forkChild(Effect.raceFirst(coordinator.acquire("p"), coordinator.acquire("p")))
+      yield* Effect.yieldNow
+      yield* coordinator.setBudgetScale("p", 1)
+      yield* Fiber.join(race)
+      const after = yield* values
+      assert.strictEqual(after["pipeline_rate_tokens_granted_total{p}"].count, 2)
+      assert.strictEqual(after["pipeline_rate_tokens_returned_total{p}"].count, 1)
+      assert.strictEqual((yield* coordinator.state("p")).available, 1)
+    })))
 
   it.effect("closing the coordinator's scope removes its series", () =>
     Effect.gen(function*() {

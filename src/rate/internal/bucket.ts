@@ -73,6 +73,7 @@ export interface WaitStats {
   readonly buckets: Uint32Array
   count: number
   sum: number
+  min: number
   max: number
 }
 
@@ -95,9 +96,15 @@ export class Bucket {
   failures = 0
   /** Set while the breaker is open or half-open (`now >= openUntil`). */
   openUntil: number | undefined = undefined
+  /** While half-open: the trial call's slot is taken until then. */
+  probeUntil: number | undefined = undefined
   cooldowns: Map<string, number> | undefined = undefined
-  /** Tokens granted, and acquires granted without waiting (read by the metrics). */
+  /**
+   * Tokens granted, tokens given back by waiters interrupted after their
+   * grant, and acquires granted without waiting (read by the metrics).
+   */
   granted = 0
+  returned = 0
   immediate = 0
   waits: WaitStats | undefined = undefined
   /** Its metric series are registered (on first use, not at registration). */
@@ -164,12 +171,19 @@ const headWaiter = (line: Line | undefined): Waiter | undefined => {
 }
 
 const observeWait = (b: Bucket, seconds: number): void => {
-  const waits = b.waits ??= { buckets: new Uint32Array(WAIT_BOUNDARIES.length), count: 0, sum: 0, max: 0 }
+  const waits = b.waits ??= {
+    buckets: new Uint32Array(WAIT_BOUNDARIES.length),
+    count: 0,
+    sum: 0,
+    min: Infinity,
+    max: 0
+  }
   let i = 0
   while (i < WAIT_BOUNDARIES.length && seconds > WAIT_BOUNDARIES[i]!) i++
   if (i < WAIT_BOUNDARIES.length) waits.buckets[i]!++
   waits.count++
   waits.sum += seconds
+  if (seconds < waits.min) waits.min = seconds
   if (seconds > waits.max) waits.max = seconds
 }
 
@@ -229,7 +243,8 @@ export const nextDeadline = (b: Bucket): number | undefined => {
 
 /**
  * Withdraws an interrupted waiter. One that was granted but never resumed
- * gives its tokens back.
+ * gives its tokens back; they count as returned, as the granted count may
+ * never go down.
  *
  * @internal
  */
@@ -237,13 +252,34 @@ export const cancel = (b: Bucket, waiter: Waiter, now: number): void => {
   refill(b, now)
   if (waiter.status === Status.Granted) {
     b.tokens += waiter.tokens
-    b.granted -= waiter.tokens
+    b.returned += waiter.tokens
     const cap = ceiling(b)
     if (b.tokens > cap) b.tokens = cap
   } else if (waiter.status === Status.Waiting) {
     waiter.status = Status.Cancelled
     b.waiting--
   }
+}
+
+/**
+ * Withdraws, in order, the parked waiters `select` picks; the others keep
+ * their place. The caller completes the deferreds of those returned.
+ *
+ * @internal
+ */
+export const withdraw = (b: Bucket, select: (waiter: Waiter) => boolean): Array<Waiter> => {
+  const withdrawn: Array<Waiter> = []
+  const line = b.line
+  if (line === undefined) return withdrawn
+  for (let i = line.head; i < line.queue.length; i++) {
+    const waiter = line.queue[i]!
+    if (waiter.status === Status.Waiting && select(waiter)) {
+      waiter.status = Status.Cancelled
+      b.waiting--
+      withdrawn.push(waiter)
+    }
+  }
+  return withdrawn
 }
 
 /** @internal */
@@ -253,26 +289,57 @@ export type CircuitState = "closed" | "open" | "half_open"
 export const circuitState = (b: Bucket, now: number): CircuitState =>
   b.openUntil === undefined ? "closed" : now < b.openUntil ? "open" : "half_open"
 
-/** Returns true when this failure opened the breaker. @internal */
-export const recordFailure = (b: Bucket, now: number): boolean => {
-  if (b.openUntil !== undefined && now >= b.openUntil) {
-    // the half-open trial failed: open again at once
-    b.openUntil = now + b.config.breakerTimeoutSec
-    b.failures = 0
-    return true
-  }
-  if (b.openUntil !== undefined) return false
-  b.failures++
-  if (b.failures < b.config.breakerThreshold) return false
+/**
+ * Seconds until the breaker admits a call: until the end of the open period,
+ * or, half-open, until the trial call's slot lapses; 0 if it admits one now.
+ *
+ * @internal
+ */
+export const breakerWait = (b: Bucket, now: number): number =>
+  b.openUntil === undefined
+    ? 0
+    : now < b.openUntil
+    ? b.openUntil - now
+    : b.probeUntil !== undefined && now < b.probeUntil
+    ? b.probeUntil - now
+    : 0
+
+/**
+ * Gives the half-open breaker's one trial slot to the caller, for
+ * `breakerTimeoutSec`: a trial whose outcome is never recorded cannot wedge
+ * the breaker. Returns the claim, for `releaseProbe`.
+ *
+ * @internal
+ */
+export const claimProbe = (b: Bucket, now: number): number => (b.probeUntil = now + b.config.breakerTimeoutSec)
+
+/** Frees the trial slot of a trial that never made its call, unless the slot has moved on. @internal */
+export const releaseProbe = (b: Bucket, claim: number): void => {
+  if (b.probeUntil === claim) b.probeUntil = undefined
+}
+
+const open = (b: Bucket, now: number): true => {
   b.openUntil = now + b.config.breakerTimeoutSec
+  b.probeUntil = undefined
   b.failures = 0
   return true
+}
+
+/** Returns true when this failure opened the breaker. @internal */
+export const recordFailure = (b: Bucket, now: number): boolean => {
+  // half-open, the trial failed: open again at once
+  if (b.openUntil !== undefined) return now >= b.openUntil && open(b, now)
+  b.failures++
+  return b.failures >= b.config.breakerThreshold && open(b, now)
 }
 
 /** @internal */
 export const recordSuccess = (b: Bucket, now: number): void => {
   b.failures = 0
-  if (b.openUntil !== undefined && now >= b.openUntil) b.openUntil = undefined
+  if (b.openUntil !== undefined && now >= b.openUntil) {
+    b.openUntil = undefined
+    b.probeUntil = undefined
+  }
 }
 
 /** Seconds left in the cooldown of `scope`, or 0. @internal */

@@ -18,8 +18,11 @@ import { type BackpressureLevel, levelOrdinal, parseLevel } from "../../contract
 import { registerReading } from "../../metrics/internal/cells.ts"
 import type { ProviderOptions, ProviderState, RateCoordinator } from "../RateCoordinator.ts"
 import {
+  type AcquireError,
   CircuitOpen,
+  CoordinatorClosed,
   ExceedsCapacity,
+  InvalidCooldown,
   InvalidProviderOptions,
   InvalidScale,
   InvalidTokenCount,
@@ -36,6 +39,8 @@ const defaults = {
   breakerTimeoutSec: 60
 } as const
 
+const positive = (v: number): boolean => Number.isFinite(v) && v > 0
+
 const validate = (name: string, options: ProviderOptions): Result.Result<B.BucketOptions, InvalidProviderOptions> => {
   // providers registered alike share one configuration object
   const resolved = Object.keys(options).length === 0 ? defaults : { ...defaults, ...options }
@@ -47,7 +52,6 @@ const validate = (name: string, options: ProviderOptions): Result.Result<B.Bucke
       expected
     })
   const positiveInteger = (v: number) => Number.isSafeInteger(v) && v > 0
-  const positive = (v: number) => Number.isFinite(v) && v > 0
   const error = check("capacity", positiveInteger, "a positive integer") ??
     check("refillRate", positive, "a positive finite number") ??
     check("cooldownSec", positive, "a positive finite number") ??
@@ -76,6 +80,12 @@ const makeMetrics = () => {
       (b) => ({ count: b.granted, incremental: true })
     ),
     series(
+      Metric.counter("pipeline_rate_tokens_returned_total", {
+        description: "Tokens granted to a waiter interrupted before it resumed, given back"
+      }),
+      (b) => ({ count: b.returned, incremental: true })
+    ),
+    series(
       Metric.gauge("pipeline_rate_waiters", { description: "Acquirers waiting for tokens" }),
       (b) => ({ value: b.waiting })
     ),
@@ -97,7 +107,7 @@ const makeMetrics = () => {
           buckets,
           count: b.immediate + waited,
           sum: waits?.sum ?? 0,
-          min: b.immediate > 0 || waits === undefined ? 0 : waits.sum / waited,
+          min: b.immediate > 0 || waits === undefined ? 0 : waits.min,
           max: waits?.max ?? 0
         }
       }
@@ -127,8 +137,16 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   const runFork = yield* FiberSet.makeRuntime<never, void, never>()
   const buckets = new Map<string, B.Bucket>()
   const unregister = new Map<string, () => void>()
+  let closed = false
+  // Runs before the timers are interrupted (finalizers run in reverse order).
+  // Like a shut-down Queue: parked waiters are interrupted, and nothing can
+  // park any more, as no timer could serve it.
   yield* Effect.addFinalizer(() =>
     Effect.sync(() => {
+      closed = true
+      for (const b of buckets.values()) {
+        for (const waiter of B.withdraw(b, () => true)) Deferred.doneUnsafe(waiter.deferred, Exit.interrupt())
+      }
       for (const remove of unregister.values()) remove()
     })
   )
@@ -180,8 +198,15 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     }
   }
 
-  const park = (b: B.Bucket, tokens: number, since: number): Effect.Effect<void, ExceedsCapacity> =>
-    Effect.uninterruptibleMask((restore) => {
+  const park = (
+    b: B.Bucket,
+    provider: string,
+    tokens: number,
+    since: number
+  ): Effect.Effect<void, ExceedsCapacity | CoordinatorClosed> =>
+    Effect.uninterruptibleMask((restore): Effect.Effect<void, ExceedsCapacity | CoordinatorClosed> => {
+      // the scope may have closed since `admit`, if this fiber yielded in between
+      if (closed) return Effect.fail(new CoordinatorClosed({ provider }))
       const waiter: B.Waiter = {
         tokens,
         since,
@@ -206,14 +231,16 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     provider: string,
     tokens: number,
     at: number
-  ): B.Bucket | UnknownProvider | InvalidTokenCount | ExceedsCapacity | CircuitOpen | ProviderInCooldown => {
+  ): B.Bucket | AcquireError => {
+    if (closed) return new CoordinatorClosed({ provider })
     const b = buckets.get(provider)
     if (b === undefined) return new UnknownProvider({ provider })
     if (!b.metered) meter(b, provider)
     if (!Number.isSafeInteger(tokens) || tokens <= 0) return new InvalidTokenCount({ provider, tokens })
     if (tokens > b.config.capacity) return new ExceedsCapacity({ provider, tokens, capacity: b.config.capacity })
-    if (b.openUntil !== undefined && at < b.openUntil) {
-      return new CircuitOpen({ provider, retryAfterSec: b.openUntil - at })
+    if (b.openUntil !== undefined) {
+      const retryAfterSec = B.breakerWait(b, at)
+      if (retryAfterSec > 0) return new CircuitOpen({ provider, retryAfterSec, probing: at >= b.openUntil })
     }
     if (b.cooldowns !== undefined) {
       const remainingSec = B.cooldownRemaining(b, "global", at)
@@ -259,14 +286,12 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         b.failures = 0
         b.openUntil = undefined
         b.cooldowns = undefined
-        for (const waiter of b.line?.queue ?? []) {
-          if (waiter.status === B.Status.Waiting && waiter.tokens > config.capacity) {
-            B.cancel(b, waiter, at)
-            Deferred.doneUnsafe(
-              waiter.deferred,
-              Exit.fail(new ExceedsCapacity({ provider: name, tokens: waiter.tokens, capacity: config.capacity }))
-            )
-          }
+        b.probeUntil = undefined
+        for (const waiter of B.withdraw(b, (waiter) => waiter.tokens > config.capacity)) {
+          Deferred.doneUnsafe(
+            waiter.deferred,
+            Exit.fail(new ExceedsCapacity({ provider: name, tokens: waiter.tokens, capacity: config.capacity }))
+          )
         }
         reschedule(b, at)
         return Effect.logInfo(`re-registered provider ${name}: capacity ${config.capacity}, ${config.refillRate}/s`)
@@ -277,7 +302,13 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         const at = now()
         const b = admit(provider, tokens, at)
         if (!(b instanceof B.Bucket)) return Effect.fail(b)
-        return B.take(b, tokens, at) ? Effect.void : park(b, tokens, at)
+        if (b.openUntil === undefined) return B.take(b, tokens, at) ? Effect.void : park(b, provider, tokens, at)
+        // half-open with the trial slot free: this call is the trial; if it is
+        // interrupted before its grant, it never made the call
+        const claim = B.claimProbe(b, at)
+        return B.take(b, tokens, at)
+          ? Effect.void
+          : Effect.onInterrupt(park(b, provider, tokens, at), () => Effect.sync(() => B.releaseProbe(b, claim)))
       }),
 
     tryAcquire: (provider, tokens = 1) =>
@@ -285,7 +316,10 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         const at = now()
         const b = admit(provider, tokens, at)
         if (!(b instanceof B.Bucket)) return Effect.fail(b)
-        return Effect.succeed(B.take(b, tokens, at))
+        const granted = B.take(b, tokens, at)
+        // half-open: a granted try is the trial call
+        if (granted && b.openUntil !== undefined) B.claimProbe(b, at)
+        return Effect.succeed(granted)
       }),
 
     setBudgetScale: (provider, scale) =>
@@ -350,12 +384,12 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
       }),
 
     triggerCooldown: (provider, scope, durationSec) =>
-      withBucket(provider, "cooldown", (b, at) => {
-        const duration = durationSec !== undefined && Number.isFinite(durationSec) && durationSec > 0
-          ? durationSec
-          : b.config.cooldownSec
-        ;(b.cooldowns ??= new Map()).set(scope, at + duration)
-        return Effect.logWarning(`provider ${provider} cooldown ${scope} for ${duration} s`)
-      })
+      durationSec !== undefined && !positive(durationSec)
+        ? Effect.fail(new InvalidCooldown({ provider, scope, durationSec }))
+        : withBucket(provider, "cooldown", (b, at) => {
+          const duration = durationSec ?? b.config.cooldownSec
+          ;(b.cooldowns ??= new Map()).set(scope, at + duration)
+          return Effect.logWarning(`provider ${provider} cooldown ${scope} for ${duration} s`)
+        })
   }
 })

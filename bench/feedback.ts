@@ -1,6 +1,7 @@
 /**
- * The feedback loop: latency from `publish` to the new scale being visible
- * in `RateCoordinator.state`, and sustained events/s published back to back,
+ * The feedback loop: the handler's cost per event at 10 and at 10,000
+ * coordinators, latency from `publish` to the new scale being visible in
+ * `RateCoordinator.state`, and sustained events/s published back to back,
  * through the whole UnifiedRuntime (bus → handler → adapter → coordinator).
  */
 import { Effect, Layer } from "effect"
@@ -98,7 +99,62 @@ const sustained = (events: number) =>
     })
   )
 
+// The handler's own cost per event: events round-robin across `coordinators` ids go through a
+// bus to a subscriber that only counts them, then through a bus to the handler (whose
+// controller only counts the adjustments); the difference per event is the handler's work.
+// Batches stay under the bus's buffer, so nothing is conflated away; the tables are sized to
+// hold every coordinator. Each round starts empty, so it includes every coordinator's first report.
+const perEvent = (coordinators: number, events: number, withHandler: boolean) =>
+  Effect.gen(function*() {
+    let done = 0
+    const count = Effect.sync(() => {
+      done++
+    })
+    const bus = yield* FeedbackBus
+    if (withHandler) {
+      yield* FeedbackHandler.run({ provider: "ibkr", policy: defaultPolicy, maxCoordinators: coordinators }).pipe(
+        Effect.provideService(RateController, RateController.of({ apply: () => count }))
+      )
+    } else {
+      yield* bus.consume("counter", () => count)
+    }
+    const levels: ReadonlyArray<BackpressureLevel> = ["ok", "soft", "hard"]
+    const ids = Array.from({ length: coordinators }, (_, i) => `store_${i}`)
+    const batch = Array.from(
+      { length: events },
+      (_, i) => event(ids[i % coordinators]!, levels[Math.floor(i / coordinators) % 3]!, i)
+    )
+    const start = performance.now()
+    for (let i = 0; i < events; i += 512) {
+      const end = Math.min(events, i + 512)
+      for (let j = i; j < end; j++) yield* bus.publish(batch[j]!)
+      while (done < end) yield* Effect.yieldNow
+    }
+    return (performance.now() - start) * 1000 / events
+  }).pipe(Effect.provide(FeedbackBus.layerWith({ maxCoordinators: coordinators })), Effect.scoped)
+
+const handlerCost = (coordinators: number, events: number) =>
+  Effect.gen(function*() {
+    yield* perEvent(coordinators, events, true) // warm up
+    yield* perEvent(coordinators, events, false)
+    const total: Array<number> = []
+    const own: Array<number> = []
+    for (let i = 0; i < 5; i++) {
+      const withHandler = yield* perEvent(coordinators, events, true)
+      total.push(withHandler)
+      own.push(withHandler - (yield* perEvent(coordinators, events, false)))
+    }
+    const median = (xs: Array<number>) => xs.sort((a, b) => a - b)[2]!.toFixed(2)
+    return [coordinators.toLocaleString("en-US"), median(own), median(total)] as const
+  })
+
 export const run = async (): Promise<void> => {
+  const costs = await Effect.runPromise(Effect.all([handlerCost(10, 200_000), handlerCost(10_000, 50_000)]))
+  table("Feedback handler: cost per event, events round-robin across the coordinators (median of 5 rounds)", [
+    ["coordinators", "handler's own µs/event", "bus + handler µs/event"],
+    ...costs
+  ])
+
   const events = 100_000
   const [samples, rates] = await Effect.runPromise(Effect.gen(function*() {
     yield* latency(20_000) // warm up

@@ -4,13 +4,15 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { FeedbackEvent } from "../contracts/FeedbackEvent.ts"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
-import { make as makeBus } from "./internal/bus.ts"
+import { checkOptions, make as makeBus } from "./internal/bus.ts"
+import { describe, validated } from "./internal/options.ts"
 
 /**
  * One subscriber's view of the bus, open until its scope closes.
@@ -37,6 +39,31 @@ export interface FeedbackBusOptions {
    * (each coordinator's latest event is delivered regardless). Default 1024.
    */
   readonly bufferSize?: number
+  /**
+   * Coordinators whose latest event is cached for slow subscribers (and
+   * which get a `pipeline_feedback_events_received_total{source,level}`
+   * series). When full, a new coordinator takes the place of the longest
+   * idle one at `ok` (its series are removed); when none is at `ok`, the new
+   * coordinator's events are delivered but not cached, counted in
+   * `pipeline_feedback_events_rejected_total{reason="bus_cache_full"}`.
+   * Default 256.
+   */
+  readonly maxCoordinators?: number
+}
+
+/**
+ * An option of {@link FeedbackBus.layerWith} that cannot be used: names the
+ * option, the value given and what was expected.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidBusOptions extends Data.TaggedError("InvalidBusOptions")<
+  { readonly option: string; readonly value: unknown; readonly expected: string }
+> {
+  override get message(): string {
+    return describe("FeedbackBus", this)
+  }
 }
 
 /**
@@ -45,7 +72,9 @@ export interface FeedbackBusOptions {
  * subscriber that falls more than `bufferSize` events behind loses the
  * oldest ones (counted in `pipeline_feedback_events_dropped_total`), but
  * the latest event of every `coordinator_id` is always delivered to it, so a
- * final `ok` or `hard` is never lost.
+ * final `ok` or `hard` is never lost (of up to `maxCoordinators`
+ * coordinators: the cache of latest events is bounded, see
+ * {@link FeedbackBusOptions}).
  *
  * @since 0.1.0
  * @category services
@@ -56,8 +85,9 @@ export class FeedbackBus extends Context.Service<FeedbackBus, {
   readonly subscribe: Effect.Effect<FeedbackSubscription, never, Scope.Scope>
   /**
    * Runs `handler` on every event in a fiber of the scope. A failing or
-   * defective handler is logged and counted
-   * (`pipeline_feedback_subscriber_errors_total`) and keeps receiving.
+   * defective handler is counted (`pipeline_feedback_subscriber_errors_total`)
+   * and keeps receiving; its failures are logged at most once per 10 s (the
+   * first at once, then one line saying how many were not logged).
    */
   readonly consume: <E>(
     name: string,
@@ -66,23 +96,31 @@ export class FeedbackBus extends Context.Service<FeedbackBus, {
 }>()("market-data-pipeline/FeedbackBus") {
   /**
    * Builds a bus in the given scope; its metrics register in the
-   * `Metric.MetricRegistry` of the context it is built in.
+   * `Metric.MetricRegistry` of the context it is built in. Options that
+   * cannot be used fail with `InvalidBusOptions`.
    *
    * @since 0.1.0
    * @category constructors
    */
   static readonly make: (
     options?: FeedbackBusOptions
-  ) => Effect.Effect<FeedbackBus["Service"], never, Scope.Scope> = makeBus
+  ) => Effect.Effect<FeedbackBus["Service"], InvalidBusOptions, Scope.Scope> = validated(
+    checkOptions,
+    (problem) => new InvalidBusOptions(problem),
+    makeBus
+  )
 
   /**
    * A bus with options; provides `FeedbackBus` and, publishing on it,
-   * `FeedbackPublisher`. Two layers are two independent buses.
+   * `FeedbackPublisher`. Two layers are two independent buses. Options that
+   * cannot be used fail with `InvalidBusOptions`.
    *
    * @since 0.1.0
    * @category layers
    */
-  static readonly layerWith = (options: FeedbackBusOptions): Layer.Layer<FeedbackBus | FeedbackPublisher> =>
+  static readonly layerWith = (
+    options: FeedbackBusOptions
+  ): Layer.Layer<FeedbackBus | FeedbackPublisher, InvalidBusOptions> =>
     Layer.effectContext(Effect.map(
       FeedbackBus.make(options),
       (bus) =>
@@ -92,11 +130,11 @@ export class FeedbackBus extends Context.Service<FeedbackBus, {
     ))
 
   /**
-   * The bus with default options; provides `FeedbackBus` and
-   * `FeedbackPublisher`.
+   * The bus with default options (which are valid, so it cannot fail);
+   * provides `FeedbackBus` and `FeedbackPublisher`.
    *
    * @since 0.1.0
    * @category layers
    */
-  static readonly layer: Layer.Layer<FeedbackBus | FeedbackPublisher> = FeedbackBus.layerWith({})
+  static readonly layer: Layer.Layer<FeedbackBus | FeedbackPublisher> = Layer.orDie(FeedbackBus.layerWith({}))
 }

@@ -1,15 +1,29 @@
 /**
+ * The feedback handler: consumes the `FeedbackBus` and drives one provider's
+ * rate through the `RateController`, applying the worst current level across
+ * the coordinators it listens to.
+ *
+ * Each coordinator's level persists until it reports again (the store
+ * reports only transitions), so a coordinator that stops reporting keeps its
+ * last level. The handle `run` returns shows who holds the provider down
+ * (`status`) and lets an operator forget a dead coordinator (`clear`);
+ * `levelTtl` forgets one automatically, at a risk described on the option.
+ * The tables keyed by coordinator are bounded (`maxCoordinators`).
+ *
  * @since 0.1.0
  */
+import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type { BackpressureLevel } from "../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../contracts/FeedbackEvent.ts"
 import type { RateAdjustment } from "../contracts/RateAdjustment.ts"
 import type { RateController } from "../contracts/RateController.ts"
 import type { FeedbackBus } from "./FeedbackBus.ts"
 import type { FeedbackPolicy } from "./FeedbackPolicy.ts"
-import { run as runHandler } from "./internal/handler.ts"
+import { checkOptions, run as runHandler } from "./internal/handler.ts"
+import { describe, validated } from "./internal/options.ts"
 
 /**
  * The adjustment an event calls for: the policy's scale for the event's
@@ -27,38 +41,130 @@ export const toAdjustment = (policy: FeedbackPolicy, provider: string) => (event
 })
 
 /**
- * Options of the running handler.
+ * Options of the running handler. Every one is checked when the handler
+ * starts; one that cannot be used fails `run` with `InvalidHandlerOptions`.
  *
  * @since 0.1.0
  * @category models
  */
 export interface FeedbackHandlerOptions {
+  /** The provider whose rate is driven; a non-empty string. */
   readonly provider: string
+  /** Each level's scale in [0, 1] (checked even when not built by `makePolicy`). */
   readonly policy: FeedbackPolicy
   /** Listen only to these coordinators; default: every coordinator. */
   readonly coordinators?: ReadonlyArray<string>
   /**
-   * Raise the scale linearly to a higher target over this duration instead
-   * of in one step (off by default). Lowering is always immediate.
+   * Raise the scale linearly to a higher target over this duration (positive,
+   * finite) instead of in one step (off by default). Lowering is always
+   * immediate.
    */
   readonly recovery?: {
     readonly duration: Duration.Input
-    /** Intermediate steps; default 10. */
+    /** Intermediate steps, a positive integer; default 10. */
     readonly steps?: number
+  }
+  /**
+   * The most coordinators held at once (their levels, and one
+   * `pipeline_feedback_queue_depth{source}` series each). When full, a new
+   * coordinator takes the place of the longest-idle one at `ok`; when every
+   * place holds `soft` or `hard`, the new coordinator's events are refused:
+   * never applied, counted in
+   * `pipeline_feedback_events_rejected_total{reason="too_many_coordinators",provider}`
+   * and logged (at most once per 10 s). Default 256.
+   */
+  readonly maxCoordinators?: number
+  /**
+   * Forget a coordinator whose level no report has refreshed for this long
+   * (positive, finite), as `clear` would, and apply the new worst level; an
+   * expired `soft` or `hard` is logged at warning. Off by default.
+   *
+   * Risk: a store that reports only transitions (the Python store does) does
+   * not refresh a long `hard`. A TTL shorter than the longest real stall
+   * lifts the backpressure while the store is still full. Set it well above
+   * that, or use it only with stores that report periodically.
+   */
+  readonly levelTtl?: Duration.Input
+}
+
+/**
+ * An option of {@link run} that cannot be used: names the option (a path
+ * such as `recovery.steps` or `coordinators[2]`), the value given and what
+ * was expected.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidHandlerOptions extends Data.TaggedError("InvalidHandlerOptions")<
+  { readonly option: string; readonly value: unknown; readonly expected: string }
+> {
+  override get message(): string {
+    return describe("FeedbackHandler", this)
   }
 }
 
 /**
- * Consumes the bus in a fiber of the scope and applies adjustments through
- * the `RateController`. With several coordinators it applies the worst
- * current level across them; each coordinator's level persists until it
- * reports again. Counts `feedback_events_processed_total{provider,level}`,
- * `pipeline_rate_adjustments_total{provider,reason}` and sets
- * `pipeline_feedback_queue_depth{source}` (source = coordinator id).
+ * One coordinator as the handler holds it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CoordinatorLevel {
+  readonly coordinatorId: string
+  readonly level: BackpressureLevel
+  /** epoch ms (Clock.currentTimeMillis) since which it has been at this level */
+  readonly since: number
+  /** epoch ms of its last report */
+  readonly lastReport: number
+}
+
+/**
+ * What the handler holds now: the worst current level, the coordinators at
+ * it when it is not `ok` (those holding the provider down; none at `ok`),
+ * and every coordinator. Both lists are ordered by coordinator id.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FeedbackStatus {
+  readonly level: BackpressureLevel
+  readonly holders: ReadonlyArray<CoordinatorLevel>
+  readonly coordinators: ReadonlyArray<CoordinatorLevel>
+}
+
+/**
+ * A running handler, valid until the scope it was started in closes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FeedbackHandle {
+  readonly provider: string
+  /** The worst current level and the coordinators at it (those holding the provider down), plus all coordinators. */
+  readonly status: Effect.Effect<FeedbackStatus>
+  /** Forgets a coordinator (an operator clearing a dead store); the worst-of is recomputed and applied at once. true if it was known. */
+  readonly clear: (coordinatorId: string) => Effect.Effect<boolean>
+}
+
+/**
+ * Checks the options, then consumes the bus in a fiber of the scope and
+ * applies adjustments through the `RateController`. With several
+ * coordinators it applies the worst current level across them; each
+ * coordinator's level persists until it reports again (or `levelTtl`
+ * expires it, or it is cleared). Counts
+ * `feedback_events_processed_total{provider,level}`,
+ * `pipeline_rate_adjustments_total{provider,reason}`,
+ * `pipeline_feedback_events_rejected_total{reason="too_many_coordinators",provider}`
+ * and sets `pipeline_feedback_queue_depth{source}` (source = coordinator id).
+ * Per event, the cost does not depend on the number of coordinators.
  *
  * @since 0.1.0
  * @category running
  */
 export const run: (
   options: FeedbackHandlerOptions
-) => Effect.Effect<void, never, FeedbackBus | RateController | Scope.Scope> = runHandler
+) => Effect.Effect<FeedbackHandle, InvalidHandlerOptions, FeedbackBus | RateController | Scope.Scope> = validated(
+  checkOptions,
+  (problem) => new InvalidHandlerOptions(problem),
+  runHandler
+)

@@ -47,6 +47,12 @@ export class FeedbackSettings extends Context.Service<FeedbackSettings, {
   readonly capacity: number
   /** The provider's bucket: base refill rate, tokens/s. */
   readonly refillRate: number
+  /**
+   * Seconds after which a coordinator's level that was not refreshed by a
+   * report expires (`FeedbackHandler` `levelTtl`); undefined = never (the
+   * default). Risky with a store that reports only transitions: see the README.
+   */
+  readonly levelTtlSec?: number | undefined
 }>()("market-data-pipeline/FeedbackSettings") {
   /**
    * Reads the settings from the current `ConfigProvider` (the environment
@@ -62,12 +68,14 @@ export class FeedbackSettings extends Context.Service<FeedbackSettings, {
         soft: yield* setting("MDP_FB_SCALE_SOFT", 0.5, unitInterval),
         hard: yield* setting("MDP_FB_SCALE_HARD", 0, unitInterval)
       }
+      const levelTtl = yield* setting("MDP_FB_LEVEL_TTL", 0, seconds)
       return FeedbackSettings.of({
         enableFeedback: yield* setting("MDP_FB_ENABLE_FEEDBACK", true, boolean),
         providerName: yield* setting("MDP_FB_PROVIDER_NAME", "ibkr", nonEmpty),
         policy,
         capacity: yield* setting("MDP_RATE_CAPACITY", 60, positiveInteger),
-        refillRate: yield* setting("MDP_RATE_REFILL", 60, positive)
+        refillRate: yield* setting("MDP_RATE_REFILL", 60, positive),
+        ...(levelTtl > 0 ? { levelTtlSec: levelTtl } : {})
       })
     }
   )
@@ -131,6 +139,14 @@ const positiveInteger: Parser<number> = {
   parse: (raw) => {
     const n = number(raw)
     return n !== undefined && Number.isSafeInteger(n) && n > 0 ? n : undefined
+  }
+}
+
+const seconds: Parser<number> = {
+  expected: "seconds, a number from 0 (0 = off)",
+  parse: (raw) => {
+    const n = number(raw)
+    return n !== undefined && n >= 0 ? n : undefined
   }
 }
 

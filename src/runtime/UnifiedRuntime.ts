@@ -6,6 +6,7 @@
 import * as Clock from "effect/Clock"
 import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -51,6 +52,8 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
   /** Whether the feedback handler is running. */
   readonly feedbackEnabled: boolean
   readonly provider: string
+  /** The running feedback handler (status, clear); undefined when feedback is disabled. */
+  readonly feedback: FeedbackHandler.FeedbackHandle | undefined
 }>()("market-data-pipeline/UnifiedRuntime") {
   /**
    * The runtime, with settings read from the current `ConfigProvider`
@@ -100,8 +103,14 @@ const start = Effect.gen(function*() {
   const coordinator = yield* RateCoordinator
   const provider = settings.providerName
   yield* coordinator.registerProvider(provider, { capacity: settings.capacity, refillRate: settings.refillRate })
+  let feedback: FeedbackHandler.FeedbackHandle | undefined
   if (settings.enableFeedback) {
-    yield* FeedbackHandler.run({ provider, policy: settings.policy })
+    // the settings were validated when read: a bad option here is a bug
+    feedback = yield* Effect.orDie(FeedbackHandler.run({
+      provider,
+      policy: settings.policy,
+      ...(settings.levelTtlSec === undefined ? {} : { levelTtl: Duration.seconds(settings.levelTtlSec) })
+    }))
     yield* Effect.logInfo(`feedback enabled for provider ${provider}`)
   } else {
     yield* Effect.logInfo(`feedback disabled: provider ${provider} keeps its configured rate`)
@@ -113,6 +122,10 @@ const start = Effect.gen(function*() {
       : state.circuit === "half_open"
       ? "degraded"
       : "healthy"
+    const now = yield* Clock.currentTimeMillis
+    const feedbackComponent = feedback === undefined
+      ? { name: "feedback", state: "healthy" as const, details: { enabled: "false" } }
+      : describeFeedback(yield* feedback.status, state.scale, now)
     const components: Array<HealthComponent> = [
       {
         name: "rate_coordinator",
@@ -127,22 +140,52 @@ const start = Effect.gen(function*() {
           waiters: String(state.waiters)
         }
       },
-      {
-        name: "feedback",
-        state: "healthy",
-        details: { enabled: String(settings.enableFeedback) }
-      }
+      feedbackComponent
     ]
-    // the provider cannot be called at all while its circuit is open or it is in cooldown
-    const overall: HealthState = rateState
+    // unhealthy: the provider cannot be called at all (open circuit, cooldown);
+    // degraded: it is throttled or paused by a coordinator, or its breaker is half-open
+    const overall = worstState([rateState, feedbackComponent.state])
     const status: HealthStatus = {
       service: "market-data-pipeline",
       state: overall,
       components,
       version,
-      ts: (yield* Clock.currentTimeMillis) / 1000
+      ts: now / 1000
     }
     return status
   })
-  return UnifiedRuntime.of({ health, feedbackEnabled: settings.enableFeedback, provider })
+  return UnifiedRuntime.of({ health, feedbackEnabled: settings.enableFeedback, provider, feedback })
 })
+
+const stateOrder: ReadonlyArray<HealthState> = ["healthy", "degraded", "unhealthy"]
+
+const worstState = (states: ReadonlyArray<HealthState>): HealthState =>
+  states.reduce((a, b) => stateOrder.indexOf(b) > stateOrder.indexOf(a) ? b : a, "healthy")
+
+// a health document stays small however many coordinators hold the provider
+const MAX_HOLDERS_LISTED = 5
+
+/**
+ * The feedback component: degraded while a coordinator throttles or pauses
+ * the provider, naming who, at which level, since when and how long ago it
+ * last reported.
+ */
+const describeFeedback = (status: FeedbackHandler.FeedbackStatus, scale: number, now: number): HealthComponent => {
+  const details: Record<string, string> = {
+    enabled: "true",
+    level: status.level,
+    coordinators: String(status.coordinators.length)
+  }
+  if (status.level === "ok") return { name: "feedback", state: "healthy", details }
+  const listed = status.holders.slice(0, MAX_HOLDERS_LISTED).map((holder) =>
+    `${holder.coordinatorId}: ${holder.level} since ${new Date(holder.since).toISOString()}, last report ${
+      ((now - holder.lastReport) / 1000).toFixed(1)
+    } s ago`
+  )
+  const more = status.holders.length - listed.length
+  details["held_by"] = listed.join("; ") + (more > 0 ? `; and ${more} more` : "")
+  details["reason"] = `provider ${scale === 0 ? "paused" : "throttled"} (scale ${scale}) by ${
+    status.holders.length === 1 ? status.holders[0]!.coordinatorId : `${status.holders.length} coordinators`
+  } at ${status.level}`
+  return { name: "feedback", state: "degraded", details }
+}

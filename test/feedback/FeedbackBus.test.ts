@@ -1,10 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Layer, Metric } from "effect"
+import { TestClock } from "effect/testing"
 import { FeedbackBus, type FeedbackEvent, FeedbackPublisher } from "market-data-pipeline"
-import { event, eventually } from "./helpers.ts"
+import { captureLogs, event, eventually, metricValue, seriesLabels } from "./helpers.ts"
 
-const withBus = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  effect.pipe(Effect.provide(Layer.fresh(FeedbackBus.layer)), Effect.provideService(Metric.MetricRegistry, new Map()))
+const withBus = <A, E, R, LE = never>(
+  effect: Effect.Effect<A, E, R>,
+  layer: Layer.Layer<FeedbackBus | FeedbackPublisher, LE> = Layer.fresh(FeedbackBus.layer)
+) => effect.pipe(Effect.provide(layer), Effect.provideService(Metric.MetricRegistry, new Map()))
 
 describe("FeedbackBus", () => {
   it.effect("ten concurrent publishes from ten coordinators all arrive, at every subscriber", () =>
@@ -102,5 +105,85 @@ describe("FeedbackBus", () => {
         yield* eventually(Effect.sync(() => received.length > 0))
       }))
       assert.deepStrictEqual(received.map((e) => e.coordinatorId), ["this-bus"])
+    }))
+
+  it.effect("a subscriber failing on every event logs one line per 10 s; every failure is counted", () => {
+    const logs = captureLogs()
+    return withBus(
+      Effect.gen(function*() {
+        const bus = yield* FeedbackBus
+        yield* bus.consume("failing", () => Effect.fail("nope"))
+        const failures = metricValue("pipeline_feedback_subscriber_errors_total", { subscriber: "failing" })
+        for (let i = 0; i < 200; i++) yield* bus.publish(event(`c${i % 7}`, "hard"))
+        yield* eventually(Effect.map(failures, (n) => n === 200))
+        const errors = () => logs.lines.filter((l) => l.level === "Error").map((l) => l.message)
+        assert.deepStrictEqual(errors(), ["feedback subscriber failing failed on c0"])
+        yield* TestClock.adjust("9 seconds")
+        yield* bus.publish(event("c1", "hard"))
+        yield* eventually(Effect.map(failures, (n) => n === 201))
+        assert.strictEqual(errors().length, 1)
+        yield* TestClock.adjust("1 second")
+        yield* bus.publish(event("c2", "hard"))
+        yield* eventually(Effect.map(failures, (n) => n === 202))
+        assert.deepStrictEqual(errors(), [
+          "feedback subscriber failing failed on c0",
+          "feedback subscriber failing failed on c2 (200 more since the previous line, not logged)"
+        ])
+      }).pipe(Effect.provide(logs.layer))
+    )
+  })
+
+  it.effect("the latest-event cache holds at most maxCoordinators; an idle ok entry gives way, soft/hard never", () =>
+    withBus(
+      Effect.gen(function*() {
+        const bus = yield* FeedbackBus
+        const subscription = yield* bus.subscribe
+        const received = seriesLabels("pipeline_feedback_events_received_total", "source")
+        const uncached = metricValue("pipeline_feedback_events_rejected_total", { reason: "bus_cache_full" })
+        yield* bus.publish(event("a", "ok"))
+        yield* bus.publish(event("b", "hard"))
+        yield* bus.publish(event("a", "ok"))
+        assert.deepStrictEqual(yield* received, ["a", "b"])
+        yield* bus.publish(event("c", "soft")) // full: a (ok) gives way, its series with it
+        assert.deepStrictEqual(yield* received, ["b", "c"])
+        yield* bus.publish(event("d", "hard")) // full, none at ok: d is delivered, not cached
+        assert.deepStrictEqual(yield* received, ["b", "c"])
+        assert.strictEqual(yield* uncached, 1)
+        const delivered: Array<string> = []
+        for (let i = 0; i < 5; i++) delivered.push((yield* subscription.take).coordinatorId)
+        assert.deepStrictEqual(delivered, ["a", "b", "a", "c", "d"])
+        assert.strictEqual(
+          yield* metricValue("pipeline_feedback_events_received_total", { source: "b", level: "hard" }),
+          1
+        )
+      }),
+      FeedbackBus.layerWith({ maxCoordinators: 2 })
+    ))
+
+  it.effect("by default at most 256 coordinators are cached, the most recent ones at ok", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      for (let i = 0; i < 1000; i++) yield* bus.publish(event(`store_${1000 + i}`, "ok"))
+      const sources = yield* seriesLabels("pipeline_feedback_events_received_total", "source")
+      assert.strictEqual(sources.length, 256)
+      assert.deepStrictEqual([sources[0], sources[255]], ["store_1744", "store_1999"])
+    })))
+
+  it.effect("options are checked: one that cannot be used fails with InvalidBusOptions naming it", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [unknown, string]> = [
+        [{ bufferSize: 0 }, "bufferSize"],
+        [{ bufferSize: 1.5 }, "bufferSize"],
+        [{ maxCoordinators: NaN }, "maxCoordinators"],
+        [{ maxCoordinators: -1 }, "maxCoordinators"],
+        [{ maxCoordinators: "10" }, "maxCoordinators"]
+      ]
+      for (const [options, option] of cases) {
+        const error = yield* Effect.flip(Layer.build(FeedbackBus.layerWith(options as any)))
+        assert.strictEqual(error._tag, "InvalidBusOptions")
+        assert.strictEqual(error.option, option)
+        assert.include(error.message, `FeedbackBus option ${option} must be a positive integer`)
+      }
+      assert.strictEqual((yield* Effect.flip(FeedbackBus.make({ maxCoordinators: 0 })))._tag, "InvalidBusOptions")
     }))
 })

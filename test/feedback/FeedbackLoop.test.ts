@@ -105,7 +105,8 @@ describe("FeedbackSettings", () => {
         [{ MDP_FB_SCALE_SOFT: "1.5" }, "MDP_FB_SCALE_SOFT=\"1.5\""],
         [{ MDP_FB_SCALE_OK: "abc" }, "MDP_FB_SCALE_OK=\"abc\""],
         [{ MDP_RATE_CAPACITY: "2.5" }, "MDP_RATE_CAPACITY=\"2.5\""],
-        [{ MDP_RATE_REFILL: "-1" }, "MDP_RATE_REFILL=\"-1\""]
+        [{ MDP_RATE_REFILL: "-1" }, "MDP_RATE_REFILL=\"-1\""],
+        [{ MDP_FB_LEVEL_TTL: "-5" }, "MDP_FB_LEVEL_TTL=\"-5\""]
       ]
       for (const [vars, expected] of cases) {
         const error = yield* Effect.flip(Effect.provide(FeedbackSettings.load, env(vars)))
@@ -134,6 +135,16 @@ describe("in-process feedback loop (UnifiedRuntime.layer)", () => {
       state = yield* coordinator.state("ibkr")
       assert.deepStrictEqual([state.rate, state.pressure], [100, "ok"])
     }).pipe(Effect.provide(runtime())))
+
+  it.effect("MDP_FB_LEVEL_TTL: a hard level not refreshed within the TTL expires and the rate recovers", () =>
+    Effect.gen(function*() {
+      yield* (yield* FeedbackPublisher).publish(event("store_01", "hard"))
+      yield* eventually(scaleIs(0))
+      yield* TestClock.adjust("29 seconds")
+      assert.strictEqual((yield* (yield* RateCoordinator).state("ibkr")).scale, 0)
+      yield* TestClock.adjust("1 second")
+      yield* eventually(scaleIs(1))
+    }).pipe(Effect.provide(runtime({ MDP_FB_LEVEL_TTL: "30" }))))
 
   it.effect("settings from a ConfigProvider: a custom soft scale of 0.75 gives rate 75", () =>
     Effect.gen(function*() {

@@ -5,21 +5,47 @@
  * the cache, the latest event of every coordinator whose latest fell in the
  * gap. So dropping is safe: what is lost is only ever superseded.
  *
+ * The cache holds at most `maxCoordinators` coordinators (a `Table`): a new
+ * one takes the place of the longest-idle one at `ok`, or, when every place
+ * holds `soft` or `hard`, is not cached at all (its events are still
+ * delivered live). A coordinator leaves with its metric series.
+ *
  * @internal
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as PubSub from "effect/PubSub"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import type { FeedbackBus, FeedbackBusOptions, FeedbackSubscription } from "../FeedbackBus.ts"
+import * as LogLimit from "./logLimit.ts"
+import { type Check, fields, optional, positiveInteger } from "./options.ts"
+import { Entry, Table } from "./table.ts"
 
 interface Envelope {
   readonly seq: number
   readonly event: FeedbackEvent
 }
+
+/** A coordinator in the cache: its latest event and its received series. */
+class Cached extends Entry {
+  envelope: Envelope
+  readonly received: Partial<Record<BackpressureLevel, Cells.Cell>> = {}
+  constructor(envelope: Envelope) {
+    super(envelope.event.coordinatorId, envelope.event.level)
+    this.envelope = envelope
+  }
+}
+
+/** @internal */
+export const checkOptions: Check = optional(fields({
+  bufferSize: optional(positiveInteger),
+  maxCoordinators: optional(positiveInteger)
+}))
 
 /** @internal */
 export const make = (
@@ -28,7 +54,7 @@ export const make = (
   Effect.gen(function*() {
     const bufferSize = options.bufferSize ?? 1024
     const pubsub = yield* PubSub.sliding<Envelope>(bufferSize)
-    const latest = new Map<string, Envelope>()
+    const clock = yield* Clock.Clock
     let seq = 0
     const cells = Cells.make(yield* Effect.context<never>())
     yield* Effect.addFinalizer(() => Effect.sync(cells.dispose))
@@ -37,25 +63,36 @@ export const make = (
       "Feedback events a slow subscriber never received (superseded by a later event of the same coordinator)",
       {}
     )
-    const receivedBySource = new Map<string, Record<string, Cells.Cell>>()
-    const received = (event: FeedbackEvent): Cells.Cell => {
-      let byLevel = receivedBySource.get(event.coordinatorId)
-      if (byLevel === undefined) {
-        byLevel = {}
-        receivedBySource.set(event.coordinatorId, byLevel)
-      }
-      return byLevel[event.level] ??= cells.counter(
+    const uncached = cells.counter(
+      "pipeline_feedback_events_rejected_total",
+      "Feedback bodies rejected",
+      { reason: "bus_cache_full" }
+    )
+    const latest = new Table<Cached>(options.maxCoordinators ?? 256, (evicted) => {
+      for (const level in evicted.received) cells.remove(evicted.received[level as BackpressureLevel]!)
+    })
+    const received = (cached: Cached, level: BackpressureLevel): Cells.Cell =>
+      cached.received[level] ??= cells.counter(
         "pipeline_feedback_events_received_total",
         "Feedback events published on this runtime's bus",
-        { source: event.coordinatorId, level: event.level }
+        { source: cached.coordinatorId, level }
       )
-    }
 
     const publish = (event: FeedbackEvent): Effect.Effect<void> =>
       Effect.suspend(() => {
         const envelope: Envelope = { seq: ++seq, event }
-        latest.set(event.coordinatorId, envelope)
-        received(event).value++
+        const cached = latest.get(event.coordinatorId)
+        if (cached !== undefined) {
+          cached.envelope = envelope
+          latest.report(cached, event.level)
+          received(cached, event.level).value++
+        } else if (latest.makeRoom()) {
+          const added = new Cached(envelope)
+          latest.add(added)
+          received(added, event.level).value++
+        } else {
+          uncached.value++
+        }
         return PubSub.publishUnsafe(pubsub, envelope) ? Effect.void : Effect.asVoid(PubSub.publish(pubsub, envelope))
       })
 
@@ -70,7 +107,7 @@ export const make = (
           if (envelope.seq === gapStart + 1) return envelope.event
           // the PubSub slid past events this subscriber had not read
           const missed: Array<Envelope> = []
-          for (const candidate of latest.values()) {
+          for (const { envelope: candidate } of latest.values()) {
             if (candidate.seq > gapStart && candidate.seq < envelope.seq) missed.push(candidate)
           }
           missed.sort((a, b) => a.seq - b.seq)
@@ -100,12 +137,18 @@ export const make = (
     ): Effect.Effect<void, never, Scope.Scope> =>
       Effect.flatMap(subscribe, (subscription) => {
         const failures = errors(name)
+        // a subscriber failing on every event must not write a line per event
+        const logLimit = LogLimit.make()
         const step = Effect.flatMap(subscription.take, (event) =>
           handler(event).pipe(
             Effect.catchCause((cause) =>
               Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.suspend(() => {
                 failures.value++
-                return Effect.logError(`feedback subscriber ${name} failed on ${event.coordinatorId}`, cause)
+                const suppressed = logLimit(clock.currentTimeMillisUnsafe())
+                return suppressed === undefined ? Effect.void : Effect.logError(
+                  `feedback subscriber ${name} failed on ${event.coordinatorId}${LogLimit.suppressedNote(suppressed)}`,
+                  cause
+                )
               })
             )
           ))

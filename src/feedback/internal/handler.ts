@@ -1,30 +1,88 @@
 /**
  * The running FeedbackHandler: worst level across coordinators, policy,
- * optional recovery ramp, metrics.
+ * optional recovery ramp, level TTL, metrics.
+ *
+ * The coordinators' levels live in a bounded `Table`, which keeps a count
+ * per level, so the worst level costs the same at 10 coordinators as at
+ * 10,000. Every decision (an event, a clear, an expiry) reads the table and
+ * applies its worst level; the consumer, `clear` and the expiry fiber may
+ * decide concurrently, so a decision whose apply finishes after a later
+ * decision was made decides again: the last apply is always of the current
+ * worst.
  *
  * @internal
  */
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberHandle from "effect/FiberHandle"
 import type * as Scope from "effect/Scope"
-import { type BackpressureLevel, levelOrdinal } from "../../contracts/BackpressureLevel.ts"
+import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
 import { RateController } from "../../contracts/RateController.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import { FeedbackBus } from "../FeedbackBus.ts"
-import type { FeedbackHandlerOptions } from "../FeedbackHandler.ts"
+import type { CoordinatorLevel, FeedbackHandle, FeedbackHandlerOptions } from "../FeedbackHandler.ts"
+import type { FeedbackPolicy } from "../FeedbackPolicy.ts"
+import * as LogLimit from "./logLimit.ts"
+import {
+  arrayOf,
+  type Check,
+  fields,
+  nonEmptyString,
+  optional,
+  positiveDuration,
+  positiveInteger,
+  unitInterval
+} from "./options.ts"
+import { Entry, Table } from "./table.ts"
 
 const levels: ReadonlyArray<BackpressureLevel> = ["ok", "soft", "hard"]
 
 /** @internal */
+export const checkOptions: Check = fields({
+  provider: nonEmptyString,
+  policy: fields({ ok: unitInterval, soft: unitInterval, hard: unitInterval }),
+  coordinators: optional(arrayOf(nonEmptyString)),
+  recovery: optional(fields({ duration: positiveDuration, steps: optional(positiveInteger) })),
+  maxCoordinators: optional(positiveInteger),
+  levelTtl: optional(positiveDuration)
+})
+
+/** A coordinator the handler holds. */
+class Slot extends Entry {
+  since: number
+  lastReport: number
+  readonly depth: Cells.Cell
+  constructor(coordinatorId: string, level: BackpressureLevel, now: number, depth: Cells.Cell) {
+    super(coordinatorId, level)
+    this.since = now
+    this.lastReport = now
+    this.depth = depth
+  }
+}
+
+const view = (slot: Slot): CoordinatorLevel => ({
+  coordinatorId: slot.coordinatorId,
+  level: slot.level,
+  since: slot.since,
+  lastReport: slot.lastReport
+})
+
+const byId = (a: CoordinatorLevel, b: CoordinatorLevel): number =>
+  a.coordinatorId < b.coordinatorId ? -1 : a.coordinatorId > b.coordinatorId ? 1 : 0
+
+/** Runs the handler with options `checkOptions` accepted. @internal */
 export const run = (
   options: FeedbackHandlerOptions
-): Effect.Effect<void, never, FeedbackBus | RateController | Scope.Scope> =>
+): Effect.Effect<FeedbackHandle, never, FeedbackBus | RateController | Scope.Scope> =>
   Effect.gen(function*() {
     const bus = yield* FeedbackBus
     const controller = yield* RateController
-    const { policy, provider } = options
+    const clock = yield* Clock.Clock
+    const { provider } = options
+    // a copy: the caller's object, once checked, cannot change under us
+    const policy: FeedbackPolicy = { ok: options.policy.ok, soft: options.policy.soft, hard: options.policy.hard }
     const cells = Cells.make(yield* Effect.context<never>())
     yield* Effect.addFinalizer(() => Effect.sync(cells.dispose))
     const processed = Object.fromEntries(levels.map((level) => [
@@ -35,73 +93,161 @@ export const run = (
       reason,
       cells.counter("pipeline_rate_adjustments_total", "Rate adjustments applied", { provider, reason })
     ])) as Record<BackpressureLevel, Cells.Cell>
-    const depths = new Map<string, Cells.Cell>()
-    const queueDepth = (source: string): Cells.Cell => {
-      let cell = depths.get(source)
-      if (cell === undefined) {
-        cell = cells.gauge(
-          "pipeline_feedback_queue_depth",
-          "Queue depth reported by feedback (label source = coordinator id)",
-          { source }
-        )
-        depths.set(source, cell)
-      }
-      return cell
-    }
+    // built once: counting an event allocates nothing
+    const countProcessed = Object.fromEntries(levels.map((level) => [
+      level,
+      Effect.sync(() => {
+        processed[level].value++
+      })
+    ])) as Record<BackpressureLevel, Effect.Effect<void>>
+    const rejected = cells.counter(
+      "pipeline_feedback_events_rejected_total",
+      "Feedback bodies rejected",
+      { reason: "too_many_coordinators", provider }
+    )
+    const queueDepth = (source: string): Cells.Cell =>
+      cells.gauge(
+        "pipeline_feedback_queue_depth",
+        "Queue depth reported by feedback (label source = coordinator id)",
+        { source }
+      )
 
     const filter = options.coordinators === undefined ? undefined : new Set(options.coordinators)
-    const current = new Map<string, BackpressureLevel>()
+    const table = new Table<Slot>(options.maxCoordinators ?? 256, (evicted) => cells.remove(evicted.depth))
+    const forget = (slot: Slot): void => {
+      if (table.remove(slot)) cells.remove(slot.depth)
+    }
     const ramp = yield* FiberHandle.make<void, never>()
     const rampDuration = options.recovery === undefined
       ? undefined
       : Duration.fromInputUnsafe(options.recovery.duration)
-    const rampSteps = Math.max(1, Math.floor(options.recovery?.steps ?? 10))
+    const rampSteps = options.recovery?.steps ?? 10
     // the scale last applied, and where a running ramp is heading
     let applied: number | undefined
     let rampTarget: number | undefined
-
-    const apply = (scale: number, reason: BackpressureLevel, ts: number) =>
-      Effect.tap(controller.apply({ provider, scale, reason, ts }), () =>
-        Effect.sync(() => {
-          applied = scale
-          adjustments[reason].value++
-        }))
+    let decisions = 0
 
     const rise = (from: number, to: number, reason: BackpressureLevel, ts: number) =>
       Effect.gen(function*() {
         const step = Duration.divideUnsafe(rampDuration!, rampSteps)
         for (let i = 1; i <= rampSteps; i++) {
           yield* Effect.sleep(step)
-          yield* apply(i === rampSteps ? to : from + (to - from) * i / rampSteps, reason, ts)
+          const scale = i === rampSteps ? to : from + (to - from) * i / rampSteps
+          yield* controller.apply({ provider, scale, reason, ts })
+          applied = scale
+          adjustments[reason].value++
         }
         rampTarget = undefined
       })
 
-    const worst = (): BackpressureLevel => {
-      let level: BackpressureLevel = "ok"
-      for (const l of current.values()) if (levelOrdinal(l) > levelOrdinal(level)) level = l
-      return level
+    // Applies the table's worst level now, then runs `then`.
+    const settle = (ts: number, then: Effect.Effect<void>): Effect.Effect<void> => {
+      const decision = ++decisions
+      const level = table.worst()
+      const target = policy[level]
+      if (rampDuration !== undefined && applied !== undefined && target > applied) {
+        if (rampTarget === target) return then
+        rampTarget = target
+        return Effect.andThen(FiberHandle.run(ramp, rise(applied, target, level, ts)), then)
+      }
+      rampTarget = undefined
+      const step = Effect.flatMap(controller.apply({ provider, scale: target, reason: level, ts }), () => {
+        applied = target
+        adjustments[level].value++
+        // another decision was made while this one applied: it may have been overtaken
+        return decision === decisions ? then : settle(ts, then)
+      })
+      return rampDuration === undefined ? step : Effect.andThen(FiberHandle.clear(ramp), step)
+    }
+    // a decision not made on an event: clear and expiry, stamped with the Clock
+    const settleNow = Effect.suspend(() => settle(clock.currentTimeMillisUnsafe() / 1000, Effect.void))
+
+    const refusals = LogLimit.make()
+    const refuse = (event: FeedbackEvent, now: number): Effect.Effect<void> => {
+      rejected.value++
+      const suppressed = refusals(now)
+      return suppressed === undefined ? Effect.void : Effect.logWarning(
+        `FeedbackHandler(${provider}) refused ${event.level} from coordinator ${
+          JSON.stringify(event.coordinatorId)
+        }: it already holds ${table.max} coordinators, none at ok${LogLimit.suppressedNote(suppressed)}`
+      )
     }
 
     const handle = (event: FeedbackEvent): Effect.Effect<void> =>
       Effect.suspend(() => {
-        if (filter !== undefined && !filter.has(event.coordinatorId)) return Effect.void
-        queueDepth(event.coordinatorId).value = event.queueSize
-        current.set(event.coordinatorId, event.level)
-        const level = worst()
-        const target = policy[level]
-        const done = Effect.sync(() => {
-          processed[event.level].value++
-        })
-        if (rampDuration !== undefined && applied !== undefined && target > applied) {
-          if (rampTarget === target) return done
-          rampTarget = target
-          return Effect.andThen(FiberHandle.run(ramp, rise(applied, target, level, event.ts)), done)
+        const id = event.coordinatorId
+        if (filter !== undefined && !filter.has(id)) return Effect.void
+        const now = clock.currentTimeMillisUnsafe()
+        let slot = table.get(id)
+        if (slot !== undefined) {
+          if (slot.level !== event.level) slot.since = now
+          slot.lastReport = now
+          table.report(slot, event.level)
+        } else if (table.makeRoom()) {
+          slot = new Slot(id, event.level, now, queueDepth(id))
+          table.add(slot)
+        } else {
+          return refuse(event, now)
         }
-        rampTarget = undefined
-        const step = apply(target, level, event.ts)
-        return Effect.andThen(rampDuration === undefined ? step : Effect.andThen(FiberHandle.clear(ramp), step), done)
+        slot.depth.value = event.queueSize
+        return settle(event.ts, countProcessed[event.level])
       })
 
+    const clear = (coordinatorId: string): Effect.Effect<boolean> =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        const slot = table.get(coordinatorId)
+        if (slot === undefined) return Effect.succeed(false)
+        forget(slot)
+        return Effect.andThen(
+          Effect.logInfo(
+            `FeedbackHandler(${provider}): coordinator ${JSON.stringify(coordinatorId)} cleared at ${slot.level}`
+          ),
+          Effect.as(settleNow, true)
+        )
+      }))
+
+    if (options.levelTtl !== undefined) {
+      const ttl = Duration.toMillis(Duration.fromInputUnsafe(options.levelTtl))
+      const expireDue = Effect.suspend(() => {
+        const now = clock.currentTimeMillisUnsafe()
+        const expired: Array<Slot> = []
+        for (let slot = table.idlest(); slot !== undefined && slot.lastReport + ttl <= now; slot = table.idlest()) {
+          forget(slot)
+          expired.push(slot)
+        }
+        const warnings = expired.filter((slot) => slot.level !== "ok").map((slot) =>
+          Effect.logWarning(
+            `FeedbackHandler(${provider}): coordinator ${
+              JSON.stringify(slot.coordinatorId)
+            } forgotten at ${slot.level}: ` +
+              `no report for ${Duration.format(Duration.millis(now - slot.lastReport))} (levelTtl ${
+                Duration.format(Duration.millis(ttl))
+              })`
+          )
+        )
+        return Effect.andThen(Effect.all(warnings, { discard: true }), Effect.uninterruptible(settleNow))
+      })
+      // Sleeps until the least recently reported coordinator is due. A report
+      // only ever pushes its coordinator's expiry later, so waking early and
+      // looking again is enough; an empty table waits one TTL (nothing added
+      // meanwhile can be due sooner).
+      const expiry = Effect.gen(function*() {
+        for (;;) {
+          const idlest = table.idlest()
+          const wait = idlest === undefined ? ttl : idlest.lastReport + ttl - clock.currentTimeMillisUnsafe()
+          if (wait > 0) yield* Effect.sleep(wait)
+          else yield* expireDue
+        }
+      })
+      yield* Effect.forkScoped(expiry)
+    }
+
     yield* bus.consume(`FeedbackHandler(${provider})`, handle)
+
+    const status = Effect.sync(() => {
+      const coordinators = Array.from(table.values(), view).sort(byId)
+      const level = table.worst()
+      return { level, holders: level === "ok" ? [] : coordinators.filter((c) => c.level === level), coordinators }
+    })
+    return { provider, status, clear }
   })

@@ -7,6 +7,7 @@
  */
 import * as Context from "effect/Context"
 import * as Metric from "effect/Metric"
+import { createHash } from "node:crypto"
 
 /** @internal */
 export interface Cell {
@@ -14,6 +15,43 @@ export interface Cell {
 }
 
 const noop = (): void => {}
+
+/**
+ * The longest label value written, in UTF-8 bytes. The edges bound what
+ * clients send (coordinator ids of 128 bytes); this bounds everything else,
+ * such as ids published in process, so no label can grow a scrape.
+ *
+ * @internal
+ */
+export const MAX_LABEL_VALUE_BYTES = 128
+
+/**
+ * A longer value is cut, and ends with a hash of the whole value, so two
+ * long values that share a prefix stay two series.
+ *
+ * @internal
+ */
+export const boundLabelValue = (value: string): string => {
+  if (value.length * 3 <= MAX_LABEL_VALUE_BYTES || Buffer.byteLength(value, "utf8") <= MAX_LABEL_VALUE_BYTES) {
+    return value
+  }
+  const hash = createHash("sha256").update(value).digest("hex").slice(0, 12)
+  // 128 bytes = up to 112 bytes of the value, "…" (3 bytes), "#" and 12 hex digits
+  let cut = Buffer.from(value, "utf8").subarray(0, MAX_LABEL_VALUE_BYTES - 16).toString("utf8")
+  // a multi-byte character cut in half decodes as U+FFFD: drop it
+  if (cut.endsWith("\uFFFD")) cut = cut.slice(0, -1)
+  return `${cut}…#${hash}`
+}
+
+const boundLabels = (labels: Readonly<Record<string, string>>): Readonly<Record<string, string>> => {
+  let bounded: Record<string, string> | undefined
+  for (const key in labels) {
+    const value = labels[key]!
+    const cut = boundLabelValue(value)
+    if (cut !== value) (bounded ??= { ...labels })[key] = cut
+  }
+  return bounded ?? labels
+}
 
 /**
  * Registers one series of `metric`, labelled, whose value `get` reads at
@@ -27,7 +65,7 @@ export const registerReading = <State>(
   labels: Readonly<Record<string, string>>,
   get: () => State
 ): Metric.Registration =>
-  Metric.registerUnsafe(metric, Context.add(context, Metric.CurrentMetricAttributes, labels), {
+  Metric.registerUnsafe(metric, Context.add(context, Metric.CurrentMetricAttributes, boundLabels(labels)), {
     get,
     update: noop,
     modify: noop
@@ -38,6 +76,8 @@ export interface Cells {
   /** The counter cell for these labels, registered on first request. */
   readonly counter: (name: string, description: string, labels: Readonly<Record<string, string>>) => Cell
   readonly gauge: (name: string, description: string, labels: Readonly<Record<string, string>>) => Cell
+  /** Removes the series of this cell (one returned by `counter` or `gauge`); a later request registers it anew. */
+  readonly remove: (cell: Cell) => void
   /** Removes every series registered through these cells. */
   readonly dispose: () => void
 }
@@ -45,7 +85,8 @@ export interface Cells {
 /** @internal */
 export const make = (context: Context.Context<never>): Cells => {
   const cells = new Map<string, Cell>()
-  const registrations: Array<Metric.Registration> = []
+  // every cell's key and registration, for `remove` and `dispose`
+  const owners = new Map<Cell, { readonly key: string; readonly registration: Metric.Registration }>()
   const metrics = new Map<string, Metric.Metric<any, any>>()
   const cell =
     (type: "counter" | "gauge") =>
@@ -62,20 +103,28 @@ export const make = (context: Context.Context<never>): Cells => {
         metric = type === "counter" ? Metric.counter(name, { description }) : Metric.gauge(name, { description })
         metrics.set(name, metric)
       }
-      registrations.push(registerReading(
+      const registration = registerReading(
         context,
         metric,
         labels,
         type === "counter" ? () => ({ count: created.value, incremental: true }) : () => ({ value: created.value })
-      ))
+      )
+      owners.set(created, { key, registration })
       return found
     }
   return {
     counter: cell("counter"),
     gauge: cell("gauge"),
+    remove: (cell) => {
+      const owner = owners.get(cell)
+      if (owner === undefined) return
+      owner.registration.remove()
+      owners.delete(cell)
+      cells.delete(owner.key)
+    },
     dispose: () => {
-      for (const registration of registrations) registration.remove()
-      registrations.length = 0
+      for (const { registration } of owners.values()) registration.remove()
+      owners.clear()
       cells.clear()
     }
   }

@@ -4,6 +4,7 @@
  */
 import * as Contracts from "./contracts.ts"
 import * as Feedback from "./feedback.ts"
+import * as Hardening from "./hardening.ts"
 import * as Rate from "./rate.ts"
 
 console.log(`node ${process.version}, ${new Date().toISOString()}`)
@@ -11,7 +12,8 @@ const only = process.argv[2]
 const suites: Record<string, () => void | Promise<void>> = {
   contracts: Contracts.run,
   rate: Rate.run,
-  feedback: Feedback.run
+  feedback: Feedback.run,
+  hardening: Hardening.run
 }
 for (const [name, run] of Object.entries(suites)) {
   if (only === undefined || only === name) await run()

@@ -3,26 +3,29 @@
  *
  * @since 0.1.0
  */
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FileSystem from "effect/FileSystem"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import { writeFile } from "node:fs/promises"
-import { createServer } from "node:http"
+import { dirname } from "node:path"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { FeedbackSettings } from "../feedback/FeedbackSettings.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
 import { UnifiedRuntime } from "../runtime/UnifiedRuntime.ts"
 import { version } from "../version.ts"
 import * as HttpApi from "./HttpApi.ts"
+import * as HttpServerNode from "./HttpServerNode.ts"
 import { chartSvg, formatStatus, formatSummary, timelineCsv } from "./Report.ts"
 import * as SimulatedStore from "./SimulatedStore.ts"
 import * as Simulation from "./Simulation.ts"
@@ -70,6 +73,28 @@ const options = {
     Config.Boolean("MDP_NO_SIMULATED_STORE"),
     false
   ),
+  shutdownTimeout: flag(
+    Flag.Finite("shutdown-timeout").pipe(Flag.withSchema(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))),
+    "seconds in-flight HTTP requests may take to finish after a stop signal (env MDP_SHUTDOWN_TIMEOUT)",
+    Config.Finite("MDP_SHUTDOWN_TIMEOUT"),
+    2
+  ),
+  allowUnauthenticated: flag(
+    Flag.Boolean("allow-unauthenticated"),
+    "allow a non-loopback --host without MDP_HTTP_TOKEN (env MDP_HTTP_ALLOW_UNAUTHENTICATED)",
+    Config.Boolean("MDP_HTTP_ALLOW_UNAUTHENTICATED"),
+    false
+  ),
+  allowedHosts: flag(
+    Flag.String("allowed-host").pipe(Flag.between(0, 64)),
+    "another Host name the service is reached by, e.g. a DNS name or proxy; repeatable " +
+      "(env MDP_HTTP_ALLOWED_HOSTS, comma-separated)",
+    Config.map(
+      Config.String("MDP_HTTP_ALLOWED_HOSTS"),
+      (list) => list.split(",").map((h) => h.trim()).filter((h) => h !== "")
+    ),
+    []
+  ),
   chart: Flag.String("chart").pipe(
     Flag.withDescription("write an SVG chart of queue depth, rate and level at exit (env MDP_CHART)"),
     Flag.withFallbackConfig(Config.String("MDP_CHART")),
@@ -86,14 +111,90 @@ type RunOptions = {
   readonly [K in keyof typeof options]: (typeof options)[K] extends Flag.Flag<infer A> ? A : never
 }
 
+/**
+ * A setting that stops the service before anything starts: the message
+ * names the setting, the value and what is expected. The executable prints
+ * it as one line and exits with code 2.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
+
+/**
+ * Writing an output file (`--chart`, `--timeline`) failed at exit.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OutputFileError extends Data.TaggedError("OutputFileError")<{
+  readonly path: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `could not write ${this.path}: ${this.reason}`
+  }
+}
+
 const totalEvents = (metrics: PipelineMetrics["Service"]) =>
   Effect.map(metrics.snapshot, (snapshot) =>
     snapshot.filter((s) => s.id === "pipeline_feedback_events_received_total")
       .reduce((n, s) => n + (s.state as { count: number }).count, 0))
 
+/** An output file's folder must exist and be writable, and the file, if there, a writable file. */
+const checkOutput = (flagName: string, path: Option.Option<string>) =>
+  Effect.gen(function*() {
+    if (Option.isNone(path)) return
+    const fs = yield* FileSystem.FileSystem
+    const file = path.value
+    const dir = dirname(file)
+    const fail = (reason: string) => Effect.fail(new StartupError({ message: `--${flagName} ${file}: ${reason}` }))
+    const folder = yield* Effect.option(fs.stat(dir))
+    if (Option.isNone(folder) || folder.value.type !== "Directory") return yield* fail(`folder ${dir} does not exist`)
+    if (Result.isFailure(yield* Effect.result(fs.access(dir, { writable: true })))) {
+      return yield* fail(`folder ${dir} is not writable`)
+    }
+    const existing = yield* Effect.option(fs.stat(file))
+    if (Option.isSome(existing)) {
+      if (existing.value.type === "Directory") return yield* fail("is a folder")
+      if (Result.isFailure(yield* Effect.result(fs.access(file, { writable: true })))) {
+        return yield* fail("is not writable")
+      }
+    }
+  })
+
+const writeOutput = (what: string, path: string, contents: Effect.Effect<string>) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    yield* fs.writeFileString(path, yield* contents).pipe(
+      Effect.mapError((error) => new OutputFileError({ path, reason: error.message }))
+    )
+    yield* Console.log(`${what} written to ${path}`)
+  })
+
+/** The token, host and output checks, before anything starts. */
+const checkSettings = (opts: RunOptions) =>
+  Effect.gen(function*() {
+    const token = Option.getOrUndefined(yield* Config.option(Config.Redacted("MDP_HTTP_TOKEN")))
+    if (token !== undefined && Redacted.value(token).trim() === "") {
+      return yield* new StartupError({
+        message: "MDP_HTTP_TOKEN is set but empty: set a token, or unset the variable to run without one"
+      })
+    }
+    if (token === undefined && !HttpApi.isLoopback(opts.host) && !opts.allowUnauthenticated) {
+      return yield* new StartupError({
+        message: `--host ${opts.host} is not a loopback address and MDP_HTTP_TOKEN is not set: ` +
+          "set a token, or pass --allow-unauthenticated to accept feedback from the network without one"
+      })
+    }
+    yield* checkOutput("chart", opts.chart)
+    yield* checkOutput("timeline", opts.timeline)
+    return token
+  })
+
 const runService = (opts: RunOptions) =>
   Effect.gen(function*() {
-    const token = yield* Config.option(Config.Redacted("MDP_HTTP_TOKEN"))
+    const token = yield* checkSettings(opts)
     const base = yield* FeedbackSettings.load
     // the synthetic provider paces at --provider-rate with a 0.2 s burst
     const settings = FeedbackSettings.of({
@@ -101,40 +202,38 @@ const runService = (opts: RunOptions) =>
       refillRate: opts.providerRate,
       capacity: Math.max(1, Math.ceil(opts.providerRate / 5))
     })
-    const server = HttpRouter.serve(HttpApi.routes({ token: Option.getOrUndefined(token) }), {
-      disableLogger: true,
-      disableListenLog: true
-    }).pipe(Layer.provideMerge(NodeHttpServer.layer(createServer, { port: opts.port, host: opts.host })))
+    const server = HttpRouter.serve(
+      HttpApi.routes({ token, bindHost: opts.host, allowedHosts: opts.allowedHosts }),
+      { disableLogger: true, disableListenLog: true }
+    ).pipe(
+      Layer.provideMerge(HttpServerNode.layer({
+        port: opts.port,
+        host: opts.host,
+        shutdownTimeout: Duration.seconds(opts.shutdownTimeout)
+      }))
+    )
     const layer = server.pipe(
       Layer.provideMerge(UnifiedRuntime.layerWithSettings),
       Layer.provide(Layer.succeed(FeedbackSettings, settings))
     )
 
     const tty = process.stdout.isTTY === true
-    let simulation: Simulation.Simulation | undefined
-    const finish = Effect.gen(function*() {
-      if (simulation === undefined) return
-      if (tty) process.stdout.write("\n")
-      for (const line of formatSummary(yield* simulation.summary)) yield* Console.log(line)
-      const samples = simulation.samples()
-      const { chart, timeline } = opts
-      if (Option.isSome(timeline)) {
-        yield* Effect.promise(() => writeFile(timeline.value, timelineCsv(samples)))
-        yield* Console.log(`timeline written to ${timeline.value}`)
-      }
-      if (Option.isSome(chart)) {
-        const svg = yield* Effect.promise(() => chartSvg(samples))
-        yield* Effect.promise(() => writeFile(chart.value, svg))
-        yield* Console.log(`chart written to ${chart.value}`)
-      }
-    })
-
+    let failed: OutputFileError | undefined
+    // Everything below runs inside the server's layer: on a signal, `report`
+    // stops the loop and prints the summary first; the server drains after.
     yield* Effect.scoped(
       Effect.gen(function*() {
         const address = (yield* HttpServer.HttpServer).address
         const url = address._tag === "UnixPathAddress" ? address.path : `http://${opts.host}:${address.port}`
+        if (token === undefined) {
+          yield* Effect.logWarning(
+            "MDP_HTTP_TOKEN is not set: any local client may POST /feedback and DELETE /feedback/{id}; " +
+              "set a token in production"
+          )
+        }
         yield* Console.log(
-          `market-data-pipeline ${version} listening on ${url} (GET /metrics, GET /healthz, POST /feedback)`
+          `market-data-pipeline ${version} listening on ${url} ` +
+            "(GET /metrics, GET /healthz, POST /feedback, DELETE /feedback/{coordinator_id})"
         )
         const metrics = yield* PipelineMetrics
         const runtime = yield* UnifiedRuntime
@@ -150,17 +249,34 @@ const runService = (opts: RunOptions) =>
             : `provider ${runtime.provider} at ${opts.providerRate}/s → simulated store (capacity ${opts.queueCapacity}, ` +
               `sink ${opts.sinkRate}/s with a 3 s stall every 15 s); Ctrl-C stops`
         )
-        simulation = yield* Simulation.start({ provider: runtime.provider, sinkRate: opts.sinkRate }, store)
+        const simulation = yield* Simulation.start({ provider: runtime.provider, sinkRate: opts.sinkRate }, store)
+        const report = Effect.gen(function*() {
+          yield* simulation.stop
+          if (tty) process.stdout.write("\n")
+          for (const line of formatSummary(yield* simulation.summary)) yield* Console.log(line)
+          const samples = simulation.samples()
+          if (Option.isSome(opts.timeline)) {
+            yield* writeOutput("timeline", opts.timeline.value, Effect.sync(() => timelineCsv(samples)))
+          }
+          if (Option.isSome(opts.chart)) {
+            yield* writeOutput("chart", opts.chart.value, Effect.promise(() => chartSvg(samples)))
+          }
+        }).pipe(
+          // a file that cannot be written is reported, and fails the run once the report is done
+          Effect.catch((error) => Effect.andThen(Console.error(error.message), Effect.sync(() => (failed = error))))
+        )
         const status = Effect.gen(function*() {
-          const line = formatStatus(yield* simulation!.sample, yield* totalEvents(metrics))
+          const line = formatStatus(yield* simulation.sample, yield* totalEvents(metrics))
           if (tty) process.stdout.write(`\r${line}\x1b[K`)
           else yield* Console.log(line)
         })
         const statusLoop = Effect.forever(Effect.andThen(Effect.sleep(tty ? "250 millis" : "1 second"), status))
         const stop = opts.duration > 0 ? Effect.sleep(Duration.seconds(opts.duration)) : Effect.never
-        yield* Effect.raceFirst(stop, statusLoop)
-      }).pipe(Effect.provide(layer), Effect.ensuring(finish))
+        // the report runs however the run ends: --duration, a signal (interruption) or a failure
+        yield* Effect.raceFirst(stop, statusLoop).pipe(Effect.onExit(() => report))
+      }).pipe(Effect.provide(layer))
     )
+    if (failed !== undefined) return yield* failed
   })
 
 /**

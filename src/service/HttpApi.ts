@@ -1,10 +1,12 @@
 /**
- * The service's HTTP API: `/metrics`, `/healthz`, `POST /feedback`.
+ * The service's HTTP API: `/metrics`, `/healthz`, `POST /feedback`,
+ * `DELETE /feedback/{coordinator_id}`.
  *
  * @since 0.1.0
  */
 import * as ByteSize from "effect/ByteSize"
 import * as Clock from "effect/Clock"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -12,9 +14,12 @@ import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import { createHash, timingSafeEqual } from "node:crypto"
+import * as os from "node:os"
+import type { BackpressureLevel } from "../contracts/BackpressureLevel.ts"
 import { decodeUnknown, encodeJson } from "../contracts/Codec.ts"
-import { FeedbackEvent } from "../contracts/FeedbackEvent.ts"
+import { coordinatorIdIssue, FeedbackEvent } from "../contracts/FeedbackEvent.ts"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { HealthStatus } from "../contracts/Health.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
@@ -25,16 +30,48 @@ import { UnifiedRuntime } from "../runtime/UnifiedRuntime.ts"
  * @category models
  */
 export interface HttpApiOptions {
-  /** When set, `POST /feedback` requires `Authorization: Bearer <token>`. */
+  /**
+   * When set, `POST /feedback` and `DELETE /feedback/{id}` require
+   * `Authorization: Bearer <token>` (scheme in any case). An empty or blank
+   * token is refused when the routes are built.
+   */
   readonly token?: Redacted.Redacted<string> | undefined
   /** Largest accepted body; default 64 KiB. */
   readonly maxBodyBytes?: number | undefined
   /**
-   * Distinct `coordinator_id`s accepted over HTTP; default 1024. Every
-   * coordinator is remembered (its level, its metric series), so a client
-   * inventing ids must not grow the process without bound.
+   * Coordinators remembered at once; default 256. When the table is full a
+   * new coordinator takes the slot of the longest-idle one whose last level
+   * is `ok`; a slot holding `soft`/`hard` is never taken, and the new one is
+   * refused with 429.
    */
   readonly maxCoordinators?: number | undefined
+  /**
+   * The address the server is bound to (default `127.0.0.1`). The `Host`
+   * header of every request must name an address the service is served on:
+   * for a loopback bind `localhost`, `127.0.0.1`, `::1`; for a wildcard bind
+   * (`0.0.0.0`, `::`) also every interface address and the machine's host
+   * name; otherwise the bound address. This stops DNS rebinding.
+   */
+  readonly bindHost?: string | undefined
+  /** More `Host` names to accept (a DNS name or proxy in front of the service). */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** `GET /metrics` answers in flight at once; more are refused with 503. Default 4. */
+  readonly maxConcurrentScrapes?: number | undefined
+}
+
+/**
+ * The options cannot describe a safe edge (a blank token).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidHttpOptions extends Data.TaggedError("InvalidHttpOptions")<{
+  readonly option: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `invalid HTTP option ${this.option}: ${this.reason}`
+  }
 }
 
 const json = (status: number, body: unknown, headers?: Record<string, string>) =>
@@ -49,31 +86,100 @@ const digest = (value: string) => createHash("sha256").update(value).digest()
 const encodeHealth = encodeJson(HealthStatus)
 const decodeEvent = decodeUnknown(FeedbackEvent)
 const utf8 = new TextDecoder("utf-8", { fatal: true })
+const encoder = new TextEncoder()
+
+const loopbackNames = ["localhost", "127.0.0.1", "::1"]
+
+/** `host[:port]`, `[v6]:port` → the host name, lower case. */
+const hostName = (value: string): string => {
+  const trimmed = value.trim().toLowerCase()
+  if (trimmed.startsWith("[")) return trimmed.slice(1, trimmed.indexOf("]"))
+  const colon = trimmed.indexOf(":")
+  // a bare IPv6 address has several colons and no port
+  const name = colon >= 0 && trimmed.indexOf(":", colon + 1) < 0 ? trimmed.slice(0, colon) : trimmed
+  return name.endsWith(".") ? name.slice(0, -1) : name
+}
 
 /**
- * The routes, for `HttpRouter.serve`. `POST /feedback` accepts a core
- * `FeedbackEvent` or the Python store's HTTP broadcast body (no `ts`: the
- * receive time is used; no `source`: `"store"`), publishes it and answers
- * 202. Bad input is a 400 with the validation message, a body over the limit
- * 413, a missing or wrong token 401, a coordinator id beyond the
- * `maxCoordinators` distinct ones 429; each rejection is counted in
- * `pipeline_feedback_events_rejected_total{reason}`.
+ * The `Host` names a server bound to `bindHost` is served on.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const servedHostNames = (bindHost: string, extra: ReadonlyArray<string> = []): ReadonlySet<string> => {
+  const bound = hostName(bindHost)
+  const names = new Set<string>([bound, ...extra.map(hostName)])
+  const loopback = bound === "localhost" || bound === "::1" || bound.startsWith("127.")
+  const wildcard = bound === "" || bound === "0.0.0.0" || bound === "::"
+  if (loopback || wildcard) { for (const name of loopbackNames) names.add(name) }
+  if (wildcard) {
+    names.add(os.hostname().toLowerCase())
+    for (const addresses of Object.values(os.networkInterfaces())) {
+      for (const address of addresses ?? []) names.add(hostName(address.address))
+    }
+  }
+  return names
+}
+
+/** Whether `host` is a loopback bind address. @internal */
+export const isLoopback = (host: string): boolean => {
+  const name = hostName(host)
+  return name === "localhost" || name === "::1" || name.startsWith("127.")
+}
+
+const bearer = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i
+const jsonMediaType = /^application\/json[ \t]*(;.*)?$/i
+
+interface Slot {
+  level: BackpressureLevel
+}
+
+/**
+ * The routes, for `HttpRouter.serve`:
+ *
+ * - `POST /feedback` accepts a core `FeedbackEvent` or the Python store's
+ *   HTTP broadcast body (no `ts`: the receive time is used; no `source`:
+ *   `"store"`), publishes it and answers 202.
+ * - `DELETE /feedback/{coordinator_id}` forgets a coordinator (an operator
+ *   clearing a store that stopped reporting): 200, or 404 if unknown.
+ * - `GET /metrics` (Prometheus text) and `GET /healthz` (a `HealthStatus`).
+ *
+ * Every request must carry a `Host` the service is served on (403
+ * `forbidden_host`). Changes (`POST`, `DELETE`) are refused with 403
+ * `forbidden_origin` when a browser sends a foreign `Origin`, 401 without
+ * the token when one is set, and a `POST` needs `Content-Type:
+ * application/json` (415: this forces a browser's CORS preflight). A bad
+ * body is a 400 with the validation message (a `coordinator_id` over 128
+ * bytes or with control characters included), a body over the limit 413, a
+ * new coordinator with no free slot 429, too many scrapes at once 503; each
+ * rejection is counted in `pipeline_feedback_events_rejected_total{reason}`.
  *
  * @since 0.1.0
  * @category layers
  */
 export const routes = (
   options: HttpApiOptions = {}
-): Layer.Layer<never, never, HttpRouter.HttpRouter | FeedbackPublisher | PipelineMetrics | UnifiedRuntime> =>
+): Layer.Layer<
+  never,
+  InvalidHttpOptions,
+  HttpRouter.HttpRouter | FeedbackPublisher | PipelineMetrics | UnifiedRuntime
+> =>
   HttpRouter.use((router) =>
     Effect.gen(function*() {
       const metrics = yield* PipelineMetrics
       const publisher = yield* FeedbackPublisher
       const runtime = yield* UnifiedRuntime
       const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024
-      const maxCoordinators = options.maxCoordinators ?? 1024
-      const coordinators = new Set<string>()
-      const expected = options.token === undefined ? undefined : digest(`Bearer ${Redacted.value(options.token)}`)
+      const maxCoordinators = options.maxCoordinators ?? 256
+      const maxScrapes = options.maxConcurrentScrapes ?? 4
+      const hosts = servedHostNames(options.bindHost ?? "127.0.0.1", options.allowedHosts)
+      if (options.token !== undefined && Redacted.value(options.token).trim() === "") {
+        return yield* new InvalidHttpOptions({ option: "token", reason: "must not be empty or blank" })
+      }
+      const expected = options.token === undefined ? undefined : digest(Redacted.value(options.token))
+      // insertion order is the order of last reports: the first entry is the longest idle
+      const coordinators = new Map<string, Slot>()
+      let scrapes = 0
 
       const reject = (status: number, reason: string, message: string, headers?: Record<string, string>) =>
         Effect.as(
@@ -84,17 +190,74 @@ export const routes = (
 
       const authorized = (request: HttpServerRequest.HttpServerRequest): boolean => {
         if (expected === undefined) return true
-        const given = request.headers["authorization"]
+        const given = bearer.exec(request.headers["authorization"] ?? "")?.[1]
         // equal-length digests compared in constant time: no timing hint about the token
         return given !== undefined && timingSafeEqual(digest(given), expected)
       }
 
+      // What every request must pass; changes also need a same-origin (or no) Origin and the token.
+      const refused = (request: HttpServerRequest.HttpServerRequest, change: boolean) => {
+        const host = request.headers["host"]
+        if (host === undefined || !hosts.has(hostName(host))) {
+          return reject(403, "forbidden_host", `Host ${JSON.stringify(host ?? "")} is not an address of this service`)
+        }
+        if (!change) return undefined
+        const origin = request.headers["origin"]
+        if (origin !== undefined) {
+          let sameOrigin = false
+          try {
+            const url = new URL(origin)
+            sameOrigin = url.host.toLowerCase() === host.trim().toLowerCase() && hosts.has(hostName(url.host))
+          } catch {
+            // "null" or garbage: not this service's origin
+          }
+          if (!sameOrigin) {
+            return reject(403, "forbidden_origin", `Origin ${JSON.stringify(origin)} may not change feedback`)
+          }
+        }
+        if (!authorized(request)) {
+          return reject(401, "unauthorized", "missing or wrong bearer token", { "www-authenticate": "Bearer" })
+        }
+        return undefined
+      }
+
+      // A coordinator may report if it has a slot or can take the longest-idle `ok` one.
+      const admit = (id: string, level: BackpressureLevel): boolean => {
+        const slot = coordinators.get(id)
+        if (slot !== undefined) {
+          coordinators.delete(id)
+          slot.level = level
+          coordinators.set(id, slot)
+          return true
+        }
+        if (coordinators.size >= maxCoordinators) {
+          let idle: string | undefined
+          for (const [candidate, { level }] of coordinators) {
+            if (level === "ok") {
+              idle = candidate
+              break
+            }
+          }
+          if (idle === undefined) {
+            return false
+          }
+          coordinators.delete(idle)
+        }
+        coordinators.set(id, { level })
+        return true
+      }
+
       const feedback = (request: HttpServerRequest.HttpServerRequest) =>
         Effect.gen(function*() {
-          if (!authorized(request)) {
-            return yield* reject(401, "unauthorized", "missing or wrong bearer token", {
-              "www-authenticate": "Bearer"
-            })
+          const refusal = refused(request, true)
+          if (refusal !== undefined) return yield* refusal
+          const contentType = request.headers["content-type"]
+          if (contentType === undefined || !jsonMediaType.test(contentType)) {
+            return yield* reject(
+              415,
+              "unsupported_media_type",
+              `Content-Type must be application/json, got ${JSON.stringify(contentType ?? "")}`
+            )
           }
           const declared = Number(request.headers["content-length"])
           if (declared > maxBodyBytes) return yield* tooLarge
@@ -120,38 +283,65 @@ export const routes = (
           }
           const event = yield* Effect.result(decodeEvent(parsed))
           if (event._tag === "Failure") return yield* reject(400, "invalid_event", event.failure.message)
-          const coordinator = event.success.coordinatorId
-          if (!coordinators.has(coordinator)) {
-            if (coordinators.size >= maxCoordinators) {
-              return yield* reject(429, "too_many_coordinators", `already ${maxCoordinators} distinct coordinator ids`)
-            }
-            coordinators.add(coordinator)
+          const { coordinatorId, level } = event.success
+          const issue = coordinatorIdIssue(coordinatorId)
+          if (issue !== undefined) return yield* reject(400, "invalid_coordinator_id", issue)
+          if (!admit(coordinatorId, level)) {
+            return yield* reject(
+              429,
+              "too_many_coordinators",
+              `${maxCoordinators} coordinators are known and none is idle at ok; ` +
+                "clear one with DELETE /feedback/{coordinator_id}"
+            )
           }
           yield* publisher.publish(event.success)
-          return json(202, {
-            accepted: true,
-            coordinator_id: event.success.coordinatorId,
-            level: event.success.level
+          return json(202, { accepted: true, coordinator_id: coordinatorId, level })
+        })
+
+      const clear = (request: HttpServerRequest.HttpServerRequest) =>
+        Effect.gen(function*() {
+          const refusal = refused(request, true)
+          if (refusal !== undefined) return yield* refusal
+          const id = (yield* HttpRouter.params)["coordinator_id"] ?? ""
+          const known = coordinators.delete(id)
+          const cleared = runtime.feedback === undefined ? false : yield* runtime.feedback.clear(id)
+          if (!known && !cleared) {
+            return json(404, { error: "unknown_coordinator", message: `no coordinator ${JSON.stringify(id)}` })
+          }
+          yield* Effect.logWarning(`coordinator ${JSON.stringify(id)} cleared by an operator`)
+          return json(200, { cleared: true, coordinator_id: id })
+        })
+
+      const scrape = (request: HttpServerRequest.HttpServerRequest) =>
+        Effect.gen(function*() {
+          const refusal = refused(request, false)
+          if (refusal !== undefined) return yield* refusal
+          if (scrapes >= maxScrapes) {
+            return yield* reject(503, "busy", `${maxScrapes} scrapes already in flight`, { "retry-after": "1" })
+          }
+          const body = encoder.encode(yield* metrics.prometheus)
+          scrapes++
+          // the slot is held until the answer has been handed to the socket (or the client left)
+          return HttpServerResponse.stream(
+            Stream.succeed(body).pipe(Stream.ensuring(Effect.sync(() => scrapes--))),
+            { contentType: "text/plain; version=0.0.4; charset=utf-8", contentLength: body.byteLength }
+          )
+        })
+
+      const health = (request: HttpServerRequest.HttpServerRequest) =>
+        Effect.gen(function*() {
+          const refusal = refused(request, false)
+          if (refusal !== undefined) return yield* refusal
+          const status = yield* runtime.health
+          return HttpServerResponse.text(encodeHealth(status), {
+            status: status.state === "unhealthy" ? 503 : 200,
+            contentType: "application/json"
           })
         })
 
       yield* router.add("POST", "/feedback", feedback)
-      yield* router.add(
-        "GET",
-        "/metrics",
-        Effect.map(
-          metrics.prometheus,
-          (text) => HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
-        )
-      )
-      yield* router.add(
-        "GET",
-        "/healthz",
-        Effect.map(runtime.health, (health) =>
-          HttpServerResponse.text(encodeHealth(health), {
-            status: health.state === "unhealthy" ? 503 : 200,
-            contentType: "application/json"
-          }))
-      )
+      yield* router.add("DELETE", "/feedback/:coordinator_id", clear)
+      yield* router.add("GET", "/metrics", scrape)
+      yield* router.add("GET", "/healthz", health)
     })
   )

@@ -8,7 +8,8 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import type { BackpressureLevel } from "../contracts/BackpressureLevel.ts"
 import { RateCoordinator } from "../rate/RateCoordinator.ts"
 import type { SimulatedStore } from "./SimulatedStore.ts"
@@ -27,6 +28,12 @@ export interface SimulationOptions {
   readonly stallFor?: Duration.Input
   /** How often the loop is sampled for the timeline (default 100 ms). */
   readonly sampleEvery?: Duration.Input
+  /**
+   * Samples kept for the chart and timeline, the most recent ones (default
+   * 6,000: the last 10 minutes at 100 ms). Older samples are dropped, so a
+   * long run keeps constant memory; the summary counts the whole run.
+   */
+  readonly maxSamples?: number
 }
 
 /**
@@ -72,9 +79,15 @@ export interface Summary {
 export interface Simulation {
   /** The loop now. */
   readonly sample: Effect.Effect<Sample>
-  /** Every sample so far, oldest first. */
+  /** The samples kept (the last `maxSamples`), oldest first. */
   readonly samples: () => ReadonlyArray<Sample>
+  /** What the run did, up to now or, once stopped, up to the stop. */
   readonly summary: Effect.Effect<Summary>
+  /**
+   * Stops the provider, the sink and the sampler at once (the provider takes
+   * no more tokens) and freezes the summary's duration at this moment.
+   */
+  readonly stop: Effect.Effect<void>
 }
 
 /**
@@ -100,7 +113,17 @@ export const start = (
     let written = 0
     let maxQueueDepth = 0
     const secondsInLevel: Record<BackpressureLevel, number> = { ok: 0, soft: 0, hard: 0 }
-    const samples: Array<Sample> = []
+    const maxSamples = Math.max(2, Math.floor(options.maxSamples ?? 6000))
+    // a ring: `ring[next]` is the oldest once it has wrapped
+    const ring: Array<Sample> = []
+    let next = 0
+    const record = (sample: Sample): void => {
+      if (ring.length < maxSamples) ring.push(sample)
+      else ring[next] = sample
+      next = (next + 1) % maxSamples
+    }
+    const samples = (): ReadonlyArray<Sample> =>
+      ring.length < maxSamples ? ring.slice() : [...ring.slice(next), ...ring.slice(0, next)]
 
     const producer = Effect.forever(
       Effect.gen(function*() {
@@ -148,17 +171,27 @@ export const start = (
         yield* Effect.sleep(sampleEvery)
         const current = yield* sample
         secondsInLevel[current.level] += Duration.toSeconds(sampleEvery)
-        samples.push(current)
+        record(current)
       })
     )
 
-    samples.push(yield* sample)
-    yield* Effect.forkScoped(producer)
-    if (store !== undefined) yield* Effect.forkScoped(sink(store))
-    yield* Effect.forkScoped(sampler)
+    record(yield* sample)
+    // the loop's fibers live in a scope of their own, so `stop` can end them before the caller's scope closes
+    const running = yield* Scope.fork(yield* Effect.scope)
+    const fork = <E>(effect: Effect.Effect<void, E>) => Effect.forkIn(effect, running)
+    yield* fork(producer)
+    if (store !== undefined) yield* fork(sink(store))
+    yield* fork(sampler)
+    let stoppedAt: number | undefined
+
+    const stop = Effect.gen(function*() {
+      if (stoppedAt !== undefined) return
+      stoppedAt = yield* Clock.currentTimeMillis
+      yield* Scope.close(running, Exit.void)
+    })
 
     const summary = Effect.map(Clock.currentTimeMillis, (now): Summary => ({
-      durationSec: (now - startedAt) / 1000,
+      durationSec: ((stoppedAt ?? now) - startedAt) / 1000,
       produced,
       written,
       secondsInLevel: { ...secondsInLevel },
@@ -167,5 +200,5 @@ export const start = (
       dropped: produced - written - (store?.size() ?? 0)
     }))
 
-    return { sample, samples: () => samples, summary }
+    return { sample, samples, summary, stop }
   })

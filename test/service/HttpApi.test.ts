@@ -1,19 +1,20 @@
-import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, ConfigProvider, Effect, Layer, Redacted, Schema } from "effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import { decodeJson, HealthStatus, RateCoordinator, UnifiedRuntime } from "market-data-pipeline"
-import { createServer } from "node:http"
+import * as http from "node:http"
+import * as net from "node:net"
 import * as HttpApi from "../../src/service/HttpApi.ts"
+import * as HttpServerNode from "../../src/service/HttpServerNode.ts"
 import { eventually } from "../feedback/helpers.ts"
 
-const server = (token?: string, maxCoordinators?: number) =>
-  HttpRouter.serve(HttpApi.routes({ token: token === undefined ? undefined : Redacted.make(token), maxCoordinators }), {
-    disableLogger: true,
-    disableListenLog: true
-  }).pipe(
-    Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })),
+const server = (token?: string, maxCoordinators?: number, options: HttpApi.HttpApiOptions = {}) =>
+  HttpRouter.serve(
+    HttpApi.routes({ token: token === undefined ? undefined : Redacted.make(token), maxCoordinators, ...options }),
+    { disableLogger: true, disableListenLog: true }
+  ).pipe(
+    Layer.provideMerge(HttpServerNode.layer({ port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(Layer.fresh(UnifiedRuntime.layer)),
     Layer.provide(
       ConfigProvider.layer(ConfigProvider.fromEnvRecord({ MDP_RATE_CAPACITY: "100", MDP_RATE_REFILL: "100" }))
@@ -30,6 +31,20 @@ const request = (path: string, init?: RequestInit) =>
     Effect.promise(async () => {
       const response = await fetch(url + path, init)
       return { status: response.status, text: await response.text() }
+    }))
+
+/** A request with headers `fetch` may not set (Host). */
+const raw = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+  Effect.flatMap(baseUrl, (url) =>
+    Effect.callback<{ status: number; text: string }>((resume) => {
+      const req = http.request(url + path, { method, headers }, (res) => {
+        let text = ""
+        res.setEncoding("utf8")
+        res.on("data", (chunk) => (text += chunk))
+        res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, text })))
+      })
+      req.on("error", (error) => resume(Effect.die(error)))
+      req.end(body)
     }))
 
 const post = (body: string | Uint8Array, headers: Record<string, string> = {}) =>
@@ -75,7 +90,15 @@ describe("HTTP API", () => {
           controller.close()
         }
       })
-      const streamed = yield* request("/feedback", { method: "POST", body: chunked, duplex: "half" } as RequestInit)
+      const streamed = yield* request(
+        "/feedback",
+        {
+          method: "POST",
+          body: chunked,
+          duplex: "half",
+          headers: { "content-type": "application/json" }
+        } as RequestInit
+      )
       assert.strictEqual(streamed.status, 413)
       const metrics = (yield* request("/metrics")).text
       assert.include(metrics, "pipeline_feedback_events_rejected_total{reason=\"invalid_json\"} 2")
@@ -157,13 +180,165 @@ describe("HTTP API", () => {
     { timeout: 120_000 }
   )
 
-  it.live("a client inventing coordinator ids is refused past the limit (429), known ones still pass", () =>
+  it.live("a full table: a new coordinator takes the longest-idle ok slot, never a soft/hard one (429)", () =>
     Effect.gen(function*() {
-      const body = (id: string) => core.replace("store_01", id)
+      const body = (id: string, level = "soft") => core.replace("store_01", id).replace("\"soft\"", `"${level}"`)
       for (let i = 0; i < 3; i++) assert.strictEqual((yield* post(body(`c${i}`))).status, 202)
       const refused = yield* post(body("c3"))
       assert.strictEqual(refused.status, 429)
       assert.strictEqual(JSON.parse(refused.text).error, "too_many_coordinators")
-      assert.strictEqual((yield* post(body("c1"))).status, 202)
+      assert.strictEqual((yield* post(body("c1"))).status, 202) // known ones still pass
+      // c2 and then c0 recover; c0 is now the most recent ok, so c3 takes c2's slot
+      assert.strictEqual((yield* post(body("c2", "ok"))).status, 202)
+      assert.strictEqual((yield* post(body("c0", "ok"))).status, 202)
+      assert.strictEqual((yield* post(body("c3"))).status, 202)
+      // c2 lost its slot: it is new again, and the only ok slot left is c0's
+      assert.strictEqual((yield* post(body("c2", "hard"))).status, 202)
+      assert.strictEqual((yield* post(body("c4"))).status, 429)
     }).pipe(Effect.provide(server(undefined, 3))))
+
+  it.live("coordinator ids: at most 128 bytes of UTF-8, no control characters; the 400 names field and limit", () =>
+    Effect.gen(function*() {
+      const body = (id: string) => JSON.stringify({ ...JSON.parse(core), coordinator_id: id })
+      assert.strictEqual((yield* post(body("é".repeat(64)))).status, 202) // 128 bytes
+      const long = yield* post(body("x".repeat(60_000)))
+      assert.strictEqual(long.status, 400)
+      assert.deepStrictEqual(JSON.parse(long.text), {
+        error: "invalid_coordinator_id",
+        message: "coordinator_id: must be at most 128 bytes of UTF-8, got 60000"
+      })
+      assert.strictEqual((yield* post(body("é".repeat(64) + "x"))).status, 400)
+      const control = yield* post(body("store\n01"))
+      assert.strictEqual(control.status, 400)
+      assert.include(JSON.parse(control.text).message, "control characters, found U+000A at index 5")
+      assert.strictEqual((yield* post(body("店舗 🏬 \"quoted\""))).status, 202) // any other Unicode
+    }).pipe(Effect.provide(server())))
+
+  it.live(
+    "the largest table of the longest ids at every level: /metrics stays well under 1 MiB",
+    () =>
+      Effect.gen(function*() {
+        // quotes and backslashes are escaped in label values: the worst case for the text's size
+        for (let i = 0; i < 256; i++) {
+          const id = `${i}"`.padEnd(128, "\\")
+          for (const level of ["hard", "soft", "ok"]) {
+            const body = JSON.stringify({ coordinator_id: id, queue_size: 1, capacity: 10, level, ts: 1 })
+            assert.strictEqual((yield* post(body)).status, 202)
+          }
+        }
+        assert.strictEqual((yield* post(core.replace("store_01", "one-too-many"))).status, 202) // an ok slot is reclaimed
+        const metrics = yield* request("/metrics")
+        assert.strictEqual(metrics.status, 200)
+        assert.isBelow(Buffer.byteLength(metrics.text), 512 * 1024)
+      }).pipe(Effect.provide(server())),
+    { timeout: 60_000 }
+  )
+
+  it.live("a browser cannot forge feedback: JSON only (415), same origin only (403), served Host only (403)", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
+        const forged = yield* post(core, { "content-type": type })
+        assert.strictEqual(forged.status, 415, type)
+        assert.strictEqual(JSON.parse(forged.text).error, "unsupported_media_type")
+      }
+      assert.strictEqual((yield* post(core, { "content-type": "Application/JSON; charset=utf-8" })).status, 202)
+      for (const origin of ["http://evil.example", "null", `${url.replace("127.0.0.1", "localhost")}0`]) {
+        const foreign = yield* post(core, { origin })
+        assert.strictEqual(foreign.status, 403, origin)
+        assert.strictEqual(JSON.parse(foreign.text).error, "forbidden_origin")
+      }
+      assert.strictEqual((yield* post(core, { origin: url })).status, 202)
+      // DNS rebinding: a page of evil.example whose name now resolves to 127.0.0.1
+      const port = new URL(url).port
+      for (const host of ["evil.example", `evil.example:${port}`, "attacker.localhost.evil"]) {
+        const rebound = yield* raw("POST", "/feedback", { host, "content-type": "application/json" }, core)
+        assert.strictEqual(rebound.status, 403, host)
+        assert.strictEqual(JSON.parse(rebound.text).error, "forbidden_host")
+        assert.strictEqual((yield* raw("GET", "/metrics", { host })).status, 403)
+      }
+      for (const host of [`localhost:${port}`, `[::1]:${port}`, `127.0.0.1:${port}`]) {
+        assert.strictEqual((yield* raw("GET", "/healthz", { host })).status, 200, host)
+      }
+      yield* eventually(scaleIs(0.5)) // only the accepted events applied
+      const metrics = (yield* request("/metrics")).text
+      assert.include(metrics, "pipeline_feedback_events_rejected_total{reason=\"unsupported_media_type\"} 3")
+      assert.include(metrics, "pipeline_feedback_events_rejected_total{reason=\"forbidden_origin\"} 3")
+    }).pipe(Effect.provide(server())))
+
+  it.live("an extra allowed host (a DNS name in front) is accepted", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* raw("GET", "/healthz", { host: "mdp.internal:9108" })).status, 200)
+      assert.strictEqual((yield* raw("GET", "/healthz", { host: "other.internal" })).status, 403)
+    }).pipe(Effect.provide(server(undefined, undefined, { allowedHosts: ["MDP.internal"] }))))
+
+  it.live("the Bearer scheme is case-insensitive (RFC 7235); a blank token is refused when the routes are built", () =>
+    Effect.gen(function*() {
+      for (const scheme of ["Bearer", "bearer", "BEARER"]) {
+        assert.strictEqual((yield* post(core, { authorization: `${scheme} s3cret` })).status, 202, scheme)
+      }
+      assert.strictEqual((yield* post(core, { authorization: "Basic s3cret" })).status, 401)
+      assert.strictEqual((yield* post(core, { authorization: "Bearer" })).status, 401)
+      for (const blank of ["", "  "]) {
+        const error = yield* Effect.flip(Layer.build(server(blank)).pipe(Effect.scoped))
+        assert.strictEqual(error._tag, "InvalidHttpOptions")
+      }
+    }).pipe(Effect.provide(server("s3cret"))))
+
+  it.live("DELETE /feedback/{id}: an operator clears a coordinator that stopped reporting; it needs the token", () =>
+    Effect.gen(function*() {
+      const auth = { authorization: "Bearer s3cret" }
+      assert.strictEqual((yield* post(broadcast, auth)).status, 202) // bars-coord: hard
+      yield* eventually(scaleIs(0))
+      const health = yield* decodeJson(HealthStatus)((yield* request("/healthz")).text)
+      assert.strictEqual(health.state, "degraded")
+      const feedback = health.components.find((c) => c.name === "feedback")!
+      assert.strictEqual(feedback.state, "degraded")
+      assert.match(feedback.details["held_by"] ?? "", /^bars-coord: hard since \d{4}-\d\d-\d\dT/)
+      assert.strictEqual((yield* request("/feedback/bars-coord", { method: "DELETE" })).status, 401)
+      const cleared = yield* request("/feedback/bars-coord", { method: "DELETE", headers: auth })
+      assert.strictEqual(cleared.status, 200)
+      assert.deepStrictEqual(JSON.parse(cleared.text), { cleared: true, coordinator_id: "bars-coord" })
+      yield* eventually(scaleIs(1))
+      const after = yield* decodeJson(HealthStatus)((yield* request("/healthz")).text)
+      assert.strictEqual(after.state, "healthy")
+      const unknown = yield* request("/feedback/nobody", { method: "DELETE", headers: auth })
+      assert.strictEqual(unknown.status, 404)
+      const encoded = yield* request(`/feedback/${encodeURIComponent("店舗 1")}`, { method: "DELETE", headers: auth })
+      assert.strictEqual(encoded.status, 404)
+      assert.include(JSON.parse(encoded.text).message, "店舗 1")
+    }).pipe(Effect.provide(server("s3cret"))))
+
+  it.live(
+    "concurrent scrapes are limited (503 busy); a slot is freed when its client leaves",
+    () =>
+      Effect.gen(function*() {
+        // a large exposition, so that a client that does not read holds its answer in flight
+        const coordinator = yield* RateCoordinator
+        for (let i = 0; i < 20_000; i++) {
+          yield* coordinator.registerProvider(`p${i}`, { capacity: 1, refillRate: 1 })
+          yield* coordinator.tryAcquire(`p${i}`)
+        }
+        const url = new URL(yield* baseUrl)
+        const stalled = net.connect(Number(url.port), "127.0.0.1")
+        stalled.pause()
+        stalled.write(`GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${url.port}\r\n\r\n`)
+        // wait until the stalled client holds the only slot
+        let busy: { status: number; text: string } | undefined
+        for (let i = 0; i < 200 && busy?.status !== 503; i++) {
+          busy = yield* request("/metrics")
+          if (busy.status !== 503) yield* Effect.sleep("20 millis")
+        }
+        assert.strictEqual(busy?.status, 503)
+        assert.strictEqual(JSON.parse(busy!.text).error, "busy")
+        stalled.destroy()
+        let after = 503
+        for (let i = 0; i < 200 && after !== 200; i++) {
+          after = (yield* request("/metrics")).status
+          if (after !== 200) yield* Effect.sleep("20 millis")
+        }
+        assert.strictEqual(after, 200)
+      }).pipe(Effect.provide(server(undefined, undefined, { maxConcurrentScrapes: 1 }))),
+    { timeout: 60_000 }
+  )
 })

@@ -410,6 +410,32 @@ describe("circuit breaker and cooldown", () => {
       assert.strictEqual((yield* coordinator.state("p")).circuit, "closed")
     })))
 
+  it.effect("waiters in line when the breaker opens or a global cooldown starts fail instead of slipping through", () =>
+    withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* drained("p", { capacity: 1, refillRate: 1, breakerThreshold: 2 })
+      const first = yield* Effect.forkChild(Effect.flip(coordinator.acquire("p")))
+      yield* Effect.yieldNow
+      yield* coordinator.recordFailure("p")
+      yield* coordinator.recordFailure("p") // opens
+      const opened = yield* Fiber.join(first)
+      assert.strictEqual(opened._tag, "CircuitOpen")
+      assert.strictEqual((yield* coordinator.state("p")).waiters, 0)
+
+      const other = yield* drained("q", { capacity: 1, refillRate: 1 })
+      const second = yield* Effect.forkChild(Effect.flip(other.acquire("q")))
+      yield* Effect.yieldNow
+      yield* other.triggerCooldown("q", "global", 30)
+      const cooled = yield* Fiber.join(second)
+      assert.strictEqual(cooled._tag, "ProviderInCooldown")
+      // a cooldown of another scope leaves the line alone
+      yield* drained("r", { capacity: 1, refillRate: 1 })
+      const third = yield* Effect.forkChild(other.acquire("r").pipe(Effect.exit))
+      yield* Effect.yieldNow
+      yield* other.triggerCooldown("r", "orders", 30)
+      assert.isUndefined(third.pollUnsafe())
+      assert.strictEqual((yield* other.state("r")).waiters, 1)
+    })))
+
   it.effect("half-open admits exactly one trial call; the others fail with CircuitOpen until its outcome", () =>
     withCoordinator(Effect.gen(function*() {
       const coordinator = yield* halfOpen

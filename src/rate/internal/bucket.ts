@@ -8,7 +8,7 @@
  */
 import type * as Deferred from "effect/Deferred"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
-import type { ExceedsCapacity } from "../RateError.ts"
+import type { CircuitOpen, ExceedsCapacity, ProviderInCooldown } from "../RateError.ts"
 
 /**
  * Deadlines are computed to the microsecond, so a waiter whose tokens will
@@ -45,7 +45,8 @@ export type Status = typeof Status[keyof typeof Status]
 export interface Waiter {
   readonly tokens: number
   readonly since: number
-  readonly deferred: Deferred.Deferred<void, ExceedsCapacity>
+  /** Fails when the waiter is withdrawn: a smaller capacity, an opened breaker, a global cooldown. */
+  readonly deferred: Deferred.Deferred<void, ExceedsCapacity | CircuitOpen | ProviderInCooldown>
   status: Status
 }
 

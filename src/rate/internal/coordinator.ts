@@ -203,14 +203,16 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     provider: string,
     tokens: number,
     since: number
-  ): Effect.Effect<void, ExceedsCapacity | CoordinatorClosed> =>
-    Effect.uninterruptibleMask((restore): Effect.Effect<void, ExceedsCapacity | CoordinatorClosed> => {
+  ): Effect.Effect<void, ExceedsCapacity | CircuitOpen | ProviderInCooldown | CoordinatorClosed> =>
+    Effect.uninterruptibleMask((
+      restore
+    ): Effect.Effect<void, ExceedsCapacity | CircuitOpen | ProviderInCooldown | CoordinatorClosed> => {
       // the scope may have closed since `admit`, if this fiber yielded in between
       if (closed) return Effect.fail(new CoordinatorClosed({ provider }))
       const waiter: B.Waiter = {
         tokens,
         since,
-        deferred: Deferred.makeUnsafe<void, ExceedsCapacity>(),
+        deferred: Deferred.makeUnsafe<void, ExceedsCapacity | CircuitOpen | ProviderInCooldown>(),
         status: B.Status.Waiting
       }
       B.enqueue(b, waiter)
@@ -371,10 +373,16 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     providers: Effect.sync(() => Array.from(buckets.keys())),
 
     recordFailure: (provider) =>
-      withBucket(provider, "failure", (b, at) =>
-        B.recordFailure(b, at)
-          ? Effect.logWarning(`circuit opened for provider ${provider} for ${b.config.breakerTimeoutSec} s`)
-          : undefined),
+      withBucket(provider, "failure", (b, at) => {
+        if (!B.recordFailure(b, at)) return
+        // waiters already in line would otherwise be granted through the open breaker
+        const retryAfterSec = b.config.breakerTimeoutSec
+        for (const waiter of B.withdraw(b, () => true)) {
+          Deferred.doneUnsafe(waiter.deferred, Exit.fail(new CircuitOpen({ provider, retryAfterSec, probing: false })))
+        }
+        reschedule(b, at)
+        return Effect.logWarning(`circuit opened for provider ${provider} for ${retryAfterSec} s`)
+      }),
 
     recordSuccess: (provider) =>
       Effect.suspend(() => {
@@ -389,6 +397,16 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         : withBucket(provider, "cooldown", (b, at) => {
           const duration = durationSec ?? b.config.cooldownSec
           ;(b.cooldowns ??= new Map()).set(scope, at + duration)
+          if (scope === "global") {
+            // waiters already in line would otherwise be granted during the cooldown
+            for (const waiter of B.withdraw(b, () => true)) {
+              Deferred.doneUnsafe(
+                waiter.deferred,
+                Exit.fail(new ProviderInCooldown({ provider, remainingSec: B.cooldownRemaining(b, "global", at) }))
+              )
+            }
+            reschedule(b, at)
+          }
           return Effect.logWarning(`provider ${provider} cooldown ${scope} for ${duration} s`)
         })
   }

@@ -8,10 +8,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Cause from "effect/Cause"
 import * as Command from "effect/cli/Command"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
 import { command } from "../service/Cli.ts"
 import { version } from "../version.ts"
 
@@ -34,13 +32,17 @@ command.pipe(
       refused = true
       process.stderr.write(`market-data-pipeline: ${error.message}\n`)
     })),
-  // an empty variable is a value (MDP_HTTP_TOKEN="" is refused), not a missing one
-  Effect.provide(
-    Layer.mergeAll(NodeServices.layer, ConfigProvider.layer(ConfigProvider.fromEnv({ preserveEmptyStrings: true })))
-  ),
+  Effect.provide(NodeServices.layer),
   NodeRuntime.runMain({
-    // SIGINT/SIGTERM interrupt the run, which then prints its summary: a clean stop
+    // SIGINT/SIGTERM interrupt the run, which then prints its summary: a clean stop, unless
+    // the report could not write a file (the run sets exitCode 1 then)
     teardown: (exit, onExit) =>
-      onExit(refused ? 2 : Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
+      onExit(
+        refused
+          ? 2
+          : (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) && process.exitCode !== 1
+          ? 0
+          : 1
+      )
   })
 )

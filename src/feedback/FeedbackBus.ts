@@ -81,6 +81,12 @@ export class InvalidBusOptions extends Data.TaggedError("InvalidBusOptions")<
  */
 export class FeedbackBus extends Context.Service<FeedbackBus, {
   readonly publish: (event: FeedbackEvent) => Effect.Effect<void>
+  /**
+   * Drops a coordinator from the latest-event cache (with its received
+   * series), as when an operator clears it or its level expires; true if it
+   * was cached.
+   */
+  readonly forget: (coordinatorId: string) => Effect.Effect<boolean>
   /** Subscribes now; the subscription ends with the scope. */
   readonly subscribe: Effect.Effect<FeedbackSubscription, never, Scope.Scope>
   /**

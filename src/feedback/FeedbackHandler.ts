@@ -144,6 +144,12 @@ export interface FeedbackHandle {
   readonly status: Effect.Effect<FeedbackStatus>
   /** Forgets a coordinator (an operator clearing a dead store); the worst-of is recomputed and applied at once. true if it was known. */
   readonly clear: (coordinatorId: string) => Effect.Effect<boolean>
+  /**
+   * Whether an event of this coordinator would be taken now: it is held, or
+   * there is room, or an `ok` coordinator's place can be reclaimed. An edge
+   * asks before publishing, to answer "too many coordinators" itself.
+   */
+  readonly admits: (coordinatorId: string) => Effect.Effect<boolean>
 }
 
 /**

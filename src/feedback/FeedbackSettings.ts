@@ -53,6 +53,11 @@ export class FeedbackSettings extends Context.Service<FeedbackSettings, {
    * default). Risky with a store that reports only transitions: see the README.
    */
   readonly levelTtlSec?: number | undefined
+  /**
+   * Coordinators the handler holds and the bus caches at once (default
+   * 256); see `FeedbackHandler` `maxCoordinators`.
+   */
+  readonly maxCoordinators?: number | undefined
 }>()("market-data-pipeline/FeedbackSettings") {
   /**
    * Reads the settings from the current `ConfigProvider` (the environment
@@ -69,13 +74,15 @@ export class FeedbackSettings extends Context.Service<FeedbackSettings, {
         hard: yield* setting("MDP_FB_SCALE_HARD", 0, unitInterval)
       }
       const levelTtl = yield* setting("MDP_FB_LEVEL_TTL", 0, seconds)
+      const maxCoordinators = yield* setting("MDP_FB_MAX_COORDINATORS", 256, positiveInteger)
       return FeedbackSettings.of({
         enableFeedback: yield* setting("MDP_FB_ENABLE_FEEDBACK", true, boolean),
         providerName: yield* setting("MDP_FB_PROVIDER_NAME", "ibkr", nonEmpty),
         policy,
         capacity: yield* setting("MDP_RATE_CAPACITY", 60, positiveInteger),
         refillRate: yield* setting("MDP_RATE_REFILL", 60, positive),
-        ...(levelTtl > 0 ? { levelTtlSec: levelTtl } : {})
+        ...(levelTtl > 0 ? { levelTtlSec: levelTtl } : {}),
+        ...(maxCoordinators === 256 ? {} : { maxCoordinators })
       })
     }
   )

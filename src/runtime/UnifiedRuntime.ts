@@ -79,7 +79,12 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
     InvalidProviderOptions,
     FeedbackSettings
   > = Layer.suspend(() => {
-    const services = Layer.mergeAll(RateCoordinator.layer, FeedbackBus.layer, PipelineMetrics.layer)
+    // the bus caches as many coordinators as the handler holds
+    const bus = Layer.unwrap(Effect.map(
+      Effect.service(FeedbackSettings),
+      (settings) => Layer.orDie(FeedbackBus.layerWith({ maxCoordinators: settings.maxCoordinators ?? 256 }))
+    ))
+    const services = Layer.mergeAll(RateCoordinator.layer, bus, PipelineMetrics.layer)
     const withAdapter = RateCoordinatorAdapter.layer.pipe(Layer.provideMerge(services))
     const runtime = Layer.effect(UnifiedRuntime, start).pipe(Layer.provideMerge(withAdapter))
     // a registry of its own: two runtimes in one process never mix their metrics
@@ -109,7 +114,8 @@ const start = Effect.gen(function*() {
     feedback = yield* Effect.orDie(FeedbackHandler.run({
       provider,
       policy: settings.policy,
-      ...(settings.levelTtlSec === undefined ? {} : { levelTtl: Duration.seconds(settings.levelTtlSec) })
+      ...(settings.levelTtlSec === undefined ? {} : { levelTtl: Duration.seconds(settings.levelTtlSec) }),
+      ...(settings.maxCoordinators === undefined ? {} : { maxCoordinators: settings.maxCoordinators })
     }))
     yield* Effect.logInfo(`feedback enabled for provider ${provider}`)
   } else {
@@ -125,7 +131,7 @@ const start = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const feedbackComponent = feedback === undefined
       ? { name: "feedback", state: "healthy" as const, details: { enabled: "false" } }
-      : describeFeedback(yield* feedback.status, state.scale, now)
+      : describeFeedback(yield* feedback.status, state.scale, settings.policy.ok, now)
     const components: Array<HealthComponent> = [
       {
         name: "rate_coordinator",
@@ -170,13 +176,23 @@ const MAX_HOLDERS_LISTED = 5
  * the provider, naming who, at which level, since when and how long ago it
  * last reported.
  */
-const describeFeedback = (status: FeedbackHandler.FeedbackStatus, scale: number, now: number): HealthComponent => {
+const describeFeedback = (
+  status: FeedbackHandler.FeedbackStatus,
+  scale: number,
+  recovered: number,
+  now: number
+): HealthComponent => {
   const details: Record<string, string> = {
     enabled: "true",
     level: status.level,
     coordinators: String(status.coordinators.length)
   }
-  if (status.level === "ok") return { name: "feedback", state: "healthy", details }
+  if (status.level === "ok") {
+    // back at ok, but a recovery ramp has not brought the rate up yet
+    if (scale >= recovered) return { name: "feedback", state: "healthy", details }
+    details["reason"] = `provider recovering (scale ${scale}, rising to ${recovered})`
+    return { name: "feedback", state: "degraded", details }
+  }
   const listed = status.holders.slice(0, MAX_HOLDERS_LISTED).map((holder) =>
     `${holder.coordinatorId}: ${holder.level} since ${new Date(holder.since).toISOString()}, last report ${
       ((now - holder.lastReport) / 1000).toFixed(1)

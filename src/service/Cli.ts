@@ -6,6 +6,7 @@
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -175,10 +176,16 @@ const writeOutput = (what: string, path: string, contents: Effect.Effect<string>
 /** The token, host and output checks, before anything starts. */
 const checkSettings = (opts: RunOptions) =>
   Effect.gen(function*() {
-    const token = Option.getOrUndefined(yield* Config.option(Config.Redacted("MDP_HTTP_TOKEN")))
-    if (token !== undefined && Redacted.value(token).trim() === "") {
+    // read keeping an empty value: MDP_HTTP_TOKEN="" is a mistake to report, not "no token"
+    const token = Option.getOrUndefined(
+      yield* Config.option(Config.Redacted("MDP_HTTP_TOKEN")).pipe(
+        Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ preserveEmptyStrings: true }))
+      )
+    )
+    const problem = token === undefined ? undefined : HttpApi.tokenIssue(Redacted.value(token))
+    if (problem !== undefined) {
       return yield* new StartupError({
-        message: "MDP_HTTP_TOKEN is set but empty: set a token, or unset the variable to run without one"
+        message: `MDP_HTTP_TOKEN ${problem}: set a usable token, or unset the variable to run without one`
       })
     }
     if (token === undefined && !HttpApi.isLoopback(opts.host) && !opts.allowUnauthenticated) {
@@ -263,7 +270,16 @@ const runService = (opts: RunOptions) =>
           }
         }).pipe(
           // a file that cannot be written is reported, and fails the run once the report is done
-          Effect.catch((error) => Effect.andThen(Console.error(error.message), Effect.sync(() => (failed = error))))
+          Effect.catch((error) =>
+            Effect.andThen(
+              Console.error(error.message),
+              Effect.sync(() => {
+                failed = error
+                // also when a signal ended the run and nothing after this point runs
+                process.exitCode = 1
+              })
+            )
+          )
         )
         const status = Effect.gen(function*() {
           const line = formatStatus(yield* simulation.sample, yield* totalEvents(metrics))

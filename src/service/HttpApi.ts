@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as ByteSize from "effect/ByteSize"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
@@ -14,10 +15,8 @@ import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import * as Stream from "effect/Stream"
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as os from "node:os"
-import type { BackpressureLevel } from "../contracts/BackpressureLevel.ts"
 import { decodeUnknown, encodeJson } from "../contracts/Codec.ts"
 import { coordinatorIdIssue, FeedbackEvent } from "../contracts/FeedbackEvent.ts"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
@@ -38,13 +37,6 @@ export interface HttpApiOptions {
   readonly token?: Redacted.Redacted<string> | undefined
   /** Largest accepted body; default 64 KiB. */
   readonly maxBodyBytes?: number | undefined
-  /**
-   * Coordinators remembered at once; default 256. When the table is full a
-   * new coordinator takes the slot of the longest-idle one whose last level
-   * is `ok`; a slot holding `soft`/`hard` is never taken, and the new one is
-   * refused with 429.
-   */
-  readonly maxCoordinators?: number | undefined
   /**
    * The address the server is bound to (default `127.0.0.1`). The `Host`
    * header of every request must name an address the service is served on:
@@ -86,7 +78,6 @@ const digest = (value: string) => createHash("sha256").update(value).digest()
 const encodeHealth = encodeJson(HealthStatus)
 const decodeEvent = decodeUnknown(FeedbackEvent)
 const utf8 = new TextDecoder("utf-8", { fatal: true })
-const encoder = new TextEncoder()
 
 const loopbackNames = ["localhost", "127.0.0.1", "::1"]
 
@@ -127,12 +118,22 @@ export const isLoopback = (host: string): boolean => {
   return name === "localhost" || name === "::1" || name.startsWith("127.")
 }
 
+/**
+ * What makes a bearer token unusable, or `undefined`: empty, or containing
+ * white space (a client could never send it as `Bearer <token>`).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const tokenIssue = (token: string): string | undefined =>
+  token.trim() === ""
+    ? "must not be empty or blank"
+    : /\s/.test(token)
+    ? "must not contain white space (it could never be sent as Bearer <token>)"
+    : undefined
+
 const bearer = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i
 const jsonMediaType = /^application\/json[ \t]*(;.*)?$/i
-
-interface Slot {
-  level: BackpressureLevel
-}
 
 /**
  * The routes, for `HttpRouter.serve`:
@@ -170,15 +171,13 @@ export const routes = (
       const publisher = yield* FeedbackPublisher
       const runtime = yield* UnifiedRuntime
       const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024
-      const maxCoordinators = options.maxCoordinators ?? 256
       const maxScrapes = options.maxConcurrentScrapes ?? 4
       const hosts = servedHostNames(options.bindHost ?? "127.0.0.1", options.allowedHosts)
-      if (options.token !== undefined && Redacted.value(options.token).trim() === "") {
-        return yield* new InvalidHttpOptions({ option: "token", reason: "must not be empty or blank" })
+      if (options.token !== undefined) {
+        const problem = tokenIssue(Redacted.value(options.token))
+        if (problem !== undefined) return yield* new InvalidHttpOptions({ option: "token", reason: problem })
       }
       const expected = options.token === undefined ? undefined : digest(Redacted.value(options.token))
-      // insertion order is the order of last reports: the first entry is the longest idle
-      const coordinators = new Map<string, Slot>()
       let scrapes = 0
 
       const reject = (status: number, reason: string, message: string, headers?: Record<string, string>) =>
@@ -221,32 +220,6 @@ export const routes = (
         return undefined
       }
 
-      // A coordinator may report if it has a slot or can take the longest-idle `ok` one.
-      const admit = (id: string, level: BackpressureLevel): boolean => {
-        const slot = coordinators.get(id)
-        if (slot !== undefined) {
-          coordinators.delete(id)
-          slot.level = level
-          coordinators.set(id, slot)
-          return true
-        }
-        if (coordinators.size >= maxCoordinators) {
-          let idle: string | undefined
-          for (const [candidate, { level }] of coordinators) {
-            if (level === "ok") {
-              idle = candidate
-              break
-            }
-          }
-          if (idle === undefined) {
-            return false
-          }
-          coordinators.delete(idle)
-        }
-        coordinators.set(id, { level })
-        return true
-      }
-
       const feedback = (request: HttpServerRequest.HttpServerRequest) =>
         Effect.gen(function*() {
           const refusal = refused(request, true)
@@ -286,11 +259,12 @@ export const routes = (
           const { coordinatorId, level } = event.success
           const issue = coordinatorIdIssue(coordinatorId)
           if (issue !== undefined) return yield* reject(400, "invalid_coordinator_id", issue)
-          if (!admit(coordinatorId, level)) {
+          // the handler's table is the one that counts: ask it before publishing
+          if (runtime.feedback !== undefined && !(yield* runtime.feedback.admits(coordinatorId))) {
             return yield* reject(
               429,
               "too_many_coordinators",
-              `${maxCoordinators} coordinators are known and none is idle at ok; ` +
+              "the table of coordinators is full and none is idle at ok; " +
                 "clear one with DELETE /feedback/{coordinator_id}"
             )
           }
@@ -303,9 +277,8 @@ export const routes = (
           const refusal = refused(request, true)
           if (refusal !== undefined) return yield* refusal
           const id = (yield* HttpRouter.params)["coordinator_id"] ?? ""
-          const known = coordinators.delete(id)
           const cleared = runtime.feedback === undefined ? false : yield* runtime.feedback.clear(id)
-          if (!known && !cleared) {
+          if (!cleared) {
             return json(404, { error: "unknown_coordinator", message: `no coordinator ${JSON.stringify(id)}` })
           }
           yield* Effect.logWarning(`coordinator ${JSON.stringify(id)} cleared by an operator`)
@@ -319,13 +292,12 @@ export const routes = (
           if (scrapes >= maxScrapes) {
             return yield* reject(503, "busy", `${maxScrapes} scrapes already in flight`, { "retry-after": "1" })
           }
-          const body = encoder.encode(yield* metrics.prometheus)
+          const text = yield* metrics.prometheus
+          // the slot is held until the answer has been handed to the socket or the client left
+          // (the response's close, which every request gets, HEAD included)
           scrapes++
-          // the slot is held until the answer has been handed to the socket (or the client left)
-          return HttpServerResponse.stream(
-            Stream.succeed(body).pipe(Stream.ensuring(Effect.sync(() => scrapes--))),
-            { contentType: "text/plain; version=0.0.4; charset=utf-8", contentLength: body.byteLength }
-          )
+          NodeHttpServerRequest.toServerResponse(request).once("close", () => scrapes--)
+          return HttpServerResponse.text(text, { contentType: "text/plain; version=0.0.4; charset=utf-8" })
         })
 
       const health = (request: HttpServerRequest.HttpServerRequest) =>

@@ -83,7 +83,7 @@ export const makeNodeServer = (options: Omit<HttpServerNodeOptions, "port" | "ho
       busy.delete(socket)
     })
   })
-  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+  const handling = (request: IncomingMessage, response: ServerResponse) => {
     const socket = request.socket
     busy.set(socket, (busy.get(socket) ?? 0) + 1)
     response.once("close", () => {
@@ -91,7 +91,10 @@ export const makeNodeServer = (options: Omit<HttpServerNodeOptions, "port" | "ho
       if (n > 0) busy.set(socket, n)
       else busy.delete(socket)
     })
-  })
+  }
+  server.on("request", handling)
+  // a request with `Expect: 100-continue` is handled from this event instead
+  server.on("checkContinue", handling)
   // Shutdown begins with `close`: connections with no request being handled
   // (idle keep-alives, half-sent requests) go at once, busy ones may finish.
   const close = server.close.bind(server)

@@ -160,6 +160,25 @@ describe("FeedbackBus", () => {
       FeedbackBus.layerWith({ maxCoordinators: 2 })
     ))
 
+  it.effect("forget lets a coordinator's place go (a cleared or expired store), so a new one is cached", () =>
+    withBus(
+      Effect.gen(function*() {
+        const bus = yield* FeedbackBus
+        const received = seriesLabels("pipeline_feedback_events_received_total", "source")
+        yield* bus.publish(event("a", "hard"))
+        yield* bus.publish(event("b", "hard"))
+        assert.isTrue(yield* bus.forget("a"))
+        assert.isFalse(yield* bus.forget("a"))
+        yield* bus.publish(event("c", "soft"))
+        assert.deepStrictEqual(yield* received, ["b", "c"])
+        assert.strictEqual(
+          yield* metricValue("pipeline_feedback_events_rejected_total", { reason: "bus_cache_full" }),
+          0
+        )
+      }),
+      FeedbackBus.layerWith({ maxCoordinators: 2 })
+    ))
+
   it.effect("by default at most 256 coordinators are cached, the most recent ones at ok", () =>
     withBus(Effect.gen(function*() {
       const bus = yield* FeedbackBus

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { decodeJson, HealthStatus } from "market-data-pipeline"
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -200,7 +200,16 @@ describe("the service under attack", () => {
     "SIGTERM with a half-sent request open: exit 0 within 3 s, the summary ends at the signal",
     () =>
       withService([], async (running, url) => {
-        await waitFor(running, 30, () => running.output().includes("Ctrl-C stops") ? true : undefined)
+        // the loop starts as this line is printed: take the time as the output arrives, not on a poll
+        await new Promise<void>((resolve) => {
+          const seen = () => {
+            if (!running.output().includes("Ctrl-C stops")) return
+            running.child.stdout!.off("data", seen)
+            resolve()
+          }
+          running.child.stdout!.on("data", seen)
+          seen()
+        })
         const startedAt = performance.now()
         const silent = socketTo(url)
         silent.write("POST /feedback HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -219,12 +228,17 @@ describe("the service under attack", () => {
     "a second signal exits at once while a request is still being handled",
     () =>
       withService(["--shutdown-timeout", "60", "--no-simulated-store"], async (running, url) => {
-        // headers complete, body still coming: a request being handled, which the drain waits for
+        // headers complete, body still to come: once the server answers 100 Continue, the request is
+        // being handled, and the drain waits for it
         const busy = socketTo(url)
-        busy.write(
-          "POST /feedback HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        const continued = new Promise<void>((resolve) =>
+          busy.on("data", (chunk) => String(chunk).includes("100 Continue") && resolve())
         )
-        await new Promise((resolve) => setTimeout(resolve, 300))
+        busy.write(
+          "POST /feedback HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+            "Content-Length: 100\r\nExpect: 100-continue\r\n\r\n"
+        )
+        await continued
         running.child.kill("SIGTERM")
         await waitFor(running, 10, () => running.output().includes("summary") ? true : undefined)
         assert.strictEqual(await exitWithin(running, 0.5), "still running after 0.5 s") // draining
@@ -241,7 +255,15 @@ describe("the service under attack", () => {
       withService(["--no-simulated-store"], async (running, url) => {
         const sockets = Array.from({ length: 1100 }, () => socketTo(url))
         try {
-          await Promise.all(sockets.slice(-10).map((s) => new Promise((resolve) => s.once("connect", resolve))))
+          // the last ones connected (or were refused): the flood is in place
+          await Promise.all(
+            sockets.slice(-10).map((s) =>
+              new Promise((resolve) => {
+                s.once("connect", resolve)
+                s.once("close", resolve)
+              })
+            )
+          )
           for (let i = 0; i < 6; i++) assert.strictEqual(await feedback(url, "store", "ok"), 202)
           assert.isNull(running.child.exitCode)
         } finally {
@@ -299,8 +321,9 @@ describe("the service under attack", () => {
           assert.notInclude(running.output(), "listening on")
           assert.notInclude(running.output(), "    at ") // no stack trace
         }
-        await refused([], { MDP_HTTP_TOKEN: "" }, "MDP_HTTP_TOKEN is set but empty")
-        await refused([], { MDP_HTTP_TOKEN: "  " }, "MDP_HTTP_TOKEN is set but empty")
+        await refused([], { MDP_HTTP_TOKEN: "" }, "MDP_HTTP_TOKEN must not be empty or blank")
+        await refused([], { MDP_HTTP_TOKEN: "  " }, "MDP_HTTP_TOKEN must not be empty or blank")
+        await refused([], { MDP_HTTP_TOKEN: "two words" }, "MDP_HTTP_TOKEN must not contain white space")
         await refused(["--host", "0.0.0.0"], {}, "--host 0.0.0.0 is not a loopback address")
         await refused(["--chart", "/nonexistent-dir/loop.svg"], {}, "--chart /nonexistent-dir/loop.svg: folder")
         await refused(["--timeline", tmpdir()], {}, `--timeline ${tmpdir()}: is a folder`)
@@ -310,5 +333,36 @@ describe("the service under attack", () => {
         assert.include(open.output(), "MDP_HTTP_TOKEN is not set")
       }),
     { timeout: 120_000 }
+  )
+
+  it.live(
+    "a chart that cannot be written at exit is reported and fails the run, also after a signal",
+    () =>
+      Effect.promise(async () => {
+        for (const stop of ["duration", "SIGTERM"] as const) {
+          const dir = mkdtempSync(join(tmpdir(), "mdp-out-"))
+          const args = [
+            "run",
+            "--port",
+            "0",
+            "--chart",
+            join(dir, "loop.svg"),
+            "--duration",
+            stop === "duration" ? "3" : "0"
+          ]
+          const running = start(args)
+          try {
+            await listening(running)
+            rmSync(dir, { recursive: true }) // the folder goes away during the run
+            if (stop === "SIGTERM") running.child.kill("SIGTERM")
+            assert.strictEqual(await exitWithin(running, 20), 1, running.output())
+            assert.include(running.output(), `could not write ${join(dir, "loop.svg")}`)
+            assert.include(running.output(), "summary") // the summary still came first
+          } finally {
+            running.child.kill("SIGKILL")
+          }
+        }
+      }),
+    { timeout: 60_000 }
   )
 })

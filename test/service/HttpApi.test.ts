@@ -9,15 +9,15 @@ import * as HttpApi from "../../src/service/HttpApi.ts"
 import * as HttpServerNode from "../../src/service/HttpServerNode.ts"
 import { eventually } from "../feedback/helpers.ts"
 
-const server = (token?: string, maxCoordinators?: number, options: HttpApi.HttpApiOptions = {}) =>
+const server = (token?: string, env: Record<string, string> = {}, options: HttpApi.HttpApiOptions = {}) =>
   HttpRouter.serve(
-    HttpApi.routes({ token: token === undefined ? undefined : Redacted.make(token), maxCoordinators, ...options }),
+    HttpApi.routes({ token: token === undefined ? undefined : Redacted.make(token), ...options }),
     { disableLogger: true, disableListenLog: true }
   ).pipe(
     Layer.provideMerge(HttpServerNode.layer({ port: 0, host: "127.0.0.1" })),
     Layer.provideMerge(Layer.fresh(UnifiedRuntime.layer)),
     Layer.provide(
-      ConfigProvider.layer(ConfigProvider.fromEnvRecord({ MDP_RATE_CAPACITY: "100", MDP_RATE_REFILL: "100" }))
+      ConfigProvider.layer(ConfigProvider.fromEnvRecord({ MDP_RATE_CAPACITY: "100", MDP_RATE_REFILL: "100", ...env }))
     )
   )
 
@@ -54,6 +54,15 @@ const core =
   "{\"coordinator_id\":\"store_01\",\"queue_size\":800,\"capacity\":1000,\"level\":\"soft\",\"ts\":1700000000.0}"
 const broadcast =
   "{\"coordinator_id\":\"bars-coord\",\"queue_size\":950,\"capacity\":1000,\"level\":\"hard\",\"reason\":\"high_watermark\",\"utilization\":0.95}"
+
+/** The runtime's handler holds `id` at `level`. */
+const holds = (id: string, level: string) =>
+  Effect.flatMap(
+    Effect.service(UnifiedRuntime),
+    (runtime) =>
+      Effect.map(runtime.feedback!.status, (status) =>
+        status.coordinators.some((c) => c.coordinatorId === id && c.level === level))
+  )
 
 const scaleIs = (scale: number) =>
   Effect.map(Effect.flatMap(Effect.service(RateCoordinator), (c) => c.state("ibkr")), (s) => s.scale === scale)
@@ -183,19 +192,46 @@ describe("HTTP API", () => {
   it.live("a full table: a new coordinator takes the longest-idle ok slot, never a soft/hard one (429)", () =>
     Effect.gen(function*() {
       const body = (id: string, level = "soft") => core.replace("store_01", id).replace("\"soft\"", `"${level}"`)
-      for (let i = 0; i < 3; i++) assert.strictEqual((yield* post(body(`c${i}`))).status, 202)
-      const refused = yield* post(body("c3"))
+      // each report is taken by the handler (its table is the one that counts) before the next
+      const report = (id: string, level = "soft") =>
+        Effect.gen(function*() {
+          const answer = yield* post(body(id, level))
+          if (answer.status === 202) yield* eventually(holds(id, level))
+          return answer
+        })
+      for (let i = 0; i < 3; i++) assert.strictEqual((yield* report(`c${i}`)).status, 202)
+      const refused = yield* report("c3")
       assert.strictEqual(refused.status, 429)
       assert.strictEqual(JSON.parse(refused.text).error, "too_many_coordinators")
-      assert.strictEqual((yield* post(body("c1"))).status, 202) // known ones still pass
+      assert.strictEqual((yield* report("c1")).status, 202) // known ones still pass
       // c2 and then c0 recover; c0 is now the most recent ok, so c3 takes c2's slot
-      assert.strictEqual((yield* post(body("c2", "ok"))).status, 202)
-      assert.strictEqual((yield* post(body("c0", "ok"))).status, 202)
-      assert.strictEqual((yield* post(body("c3"))).status, 202)
+      assert.strictEqual((yield* report("c2", "ok")).status, 202)
+      assert.strictEqual((yield* report("c0", "ok")).status, 202)
+      assert.strictEqual((yield* report("c3")).status, 202)
       // c2 lost its slot: it is new again, and the only ok slot left is c0's
-      assert.strictEqual((yield* post(body("c2", "hard"))).status, 202)
-      assert.strictEqual((yield* post(body("c4"))).status, 429)
-    }).pipe(Effect.provide(server(undefined, 3))))
+      assert.strictEqual((yield* report("c2", "hard")).status, 202)
+      assert.strictEqual((yield* report("c4")).status, 429)
+    }).pipe(Effect.provide(server(undefined, { MDP_FB_MAX_COORDINATORS: "3" }))))
+
+  it.live("with MDP_FB_LEVEL_TTL, expired coordinators free their places for new stores", () =>
+    Effect.gen(function*() {
+      for (const id of ["a", "b"]) {
+        assert.strictEqual((yield* post(core.replace("store_01", id).replace("\"soft\"", "\"hard\""))).status, 202)
+        yield* eventually(holds(id, "hard"))
+      }
+      assert.strictEqual((yield* post(core.replace("store_01", "c"))).status, 429)
+      // no report for a second: both expire, the provider recovers, c is taken
+      for (let i = 0; i < 100 && !(yield* scaleIs(1)); i++) yield* Effect.sleep("50 millis")
+      assert.isTrue(yield* scaleIs(1))
+      assert.strictEqual((yield* post(core.replace("store_01", "c"))).status, 202)
+      assert.strictEqual((yield* post(core.replace("store_01", "d"))).status, 202)
+    }).pipe(Effect.provide(server(undefined, { MDP_FB_MAX_COORDINATORS: "2", MDP_FB_LEVEL_TTL: "1" }))))
+
+  it.live("HEAD /metrics answers without a body and never holds a scrape slot", () =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 10; i++) assert.strictEqual((yield* request("/metrics", { method: "HEAD" })).status, 200)
+      assert.strictEqual((yield* request("/metrics")).status, 200)
+    }).pipe(Effect.provide(server())))
 
   it.live("coordinator ids: at most 128 bytes of UTF-8, no control characters; the 400 names field and limit", () =>
     Effect.gen(function*() {
@@ -270,16 +306,16 @@ describe("HTTP API", () => {
     Effect.gen(function*() {
       assert.strictEqual((yield* raw("GET", "/healthz", { host: "mdp.internal:9108" })).status, 200)
       assert.strictEqual((yield* raw("GET", "/healthz", { host: "other.internal" })).status, 403)
-    }).pipe(Effect.provide(server(undefined, undefined, { allowedHosts: ["MDP.internal"] }))))
+    }).pipe(Effect.provide(server(undefined, {}, { allowedHosts: ["MDP.internal"] }))))
 
-  it.live("the Bearer scheme is case-insensitive (RFC 7235); a blank token is refused when the routes are built", () =>
+  it.live("the Bearer scheme is case-insensitive (RFC 7235); a blank token or one with spaces is refused at build", () =>
     Effect.gen(function*() {
       for (const scheme of ["Bearer", "bearer", "BEARER"]) {
         assert.strictEqual((yield* post(core, { authorization: `${scheme} s3cret` })).status, 202, scheme)
       }
       assert.strictEqual((yield* post(core, { authorization: "Basic s3cret" })).status, 401)
       assert.strictEqual((yield* post(core, { authorization: "Bearer" })).status, 401)
-      for (const blank of ["", "  "]) {
+      for (const blank of ["", "  ", "two words"]) {
         const error = yield* Effect.flip(Layer.build(server(blank)).pipe(Effect.scoped))
         assert.strictEqual(error._tag, "InvalidHttpOptions")
       }
@@ -338,7 +374,7 @@ describe("HTTP API", () => {
           if (after !== 200) yield* Effect.sleep("20 millis")
         }
         assert.strictEqual(after, 200)
-      }).pipe(Effect.provide(server(undefined, undefined, { maxConcurrentScrapes: 1 }))),
+      }).pipe(Effect.provide(server(undefined, {}, { maxConcurrentScrapes: 1 }))),
     { timeout: 60_000 }
   )
 })

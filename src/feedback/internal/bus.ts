@@ -68,9 +68,17 @@ export const make = (
       "Feedback bodies rejected",
       { reason: "bus_cache_full" }
     )
-    const latest = new Table<Cached>(options.maxCoordinators ?? 256, (evicted) => {
-      for (const level in evicted.received) cells.remove(evicted.received[level as BackpressureLevel]!)
-    })
+    const removeSeries = (cached: Cached): void => {
+      for (const level in cached.received) cells.remove(cached.received[level as BackpressureLevel]!)
+    }
+    const latest = new Table<Cached>(options.maxCoordinators ?? 256, removeSeries)
+    const forget = (coordinatorId: string): Effect.Effect<boolean> =>
+      Effect.sync(() => {
+        const cached = latest.get(coordinatorId)
+        if (cached === undefined || !latest.remove(cached)) return false
+        removeSeries(cached)
+        return true
+      })
     const received = (cached: Cached, level: BackpressureLevel): Cells.Cell =>
       cached.received[level] ??= cells.counter(
         "pipeline_feedback_events_received_total",
@@ -156,5 +164,5 @@ export const make = (
         return Effect.asVoid(Effect.forkScoped(Effect.forever(step, { disableYield: true })))
       })
 
-    return { publish, subscribe, consume }
+    return { publish, forget, subscribe, consume }
   })

@@ -114,9 +114,12 @@ export const run = (
 
     const filter = options.coordinators === undefined ? undefined : new Set(options.coordinators)
     const table = new Table<Slot>(options.maxCoordinators ?? 256, (evicted) => cells.remove(evicted.depth))
-    const forget = (slot: Slot): void => {
+    const drop = (slot: Slot): void => {
       if (table.remove(slot)) cells.remove(slot.depth)
     }
+    // cleared or expired: the bus's cache lets go of them too, so no table keeps a dead store's place
+    const forgetInBus = (slots: ReadonlyArray<Slot>): Effect.Effect<void> =>
+      Effect.forEach(slots, (slot) => bus.forget(slot.coordinatorId), { discard: true })
     const ramp = yield* FiberHandle.make<void, never>()
     const rampDuration = options.recovery === undefined
       ? undefined
@@ -197,12 +200,15 @@ export const run = (
       Effect.uninterruptible(Effect.suspend(() => {
         const slot = table.get(coordinatorId)
         if (slot === undefined) return Effect.succeed(false)
-        forget(slot)
+        drop(slot)
         return Effect.andThen(
-          Effect.logInfo(
-            `FeedbackHandler(${provider}): coordinator ${JSON.stringify(coordinatorId)} cleared at ${slot.level}`
-          ),
-          Effect.as(settleNow, true)
+          forgetInBus([slot]),
+          Effect.andThen(
+            Effect.logInfo(
+              `FeedbackHandler(${provider}): coordinator ${JSON.stringify(coordinatorId)} cleared at ${slot.level}`
+            ),
+            Effect.as(settleNow, true)
+          )
         )
       }))
 
@@ -212,7 +218,7 @@ export const run = (
         const now = clock.currentTimeMillisUnsafe()
         const expired: Array<Slot> = []
         for (let slot = table.idlest(); slot !== undefined && slot.lastReport + ttl <= now; slot = table.idlest()) {
-          forget(slot)
+          drop(slot)
           expired.push(slot)
         }
         const warnings = expired.filter((slot) => slot.level !== "ok").map((slot) =>
@@ -225,7 +231,10 @@ export const run = (
               })`
           )
         )
-        return Effect.andThen(Effect.all(warnings, { discard: true }), Effect.uninterruptible(settleNow))
+        return Effect.andThen(
+          Effect.all([forgetInBus(expired), ...warnings], { discard: true }),
+          Effect.uninterruptible(settleNow)
+        )
       })
       // Sleeps until the least recently reported coordinator is due. A report
       // only ever pushes its coordinator's expiry later, so waking early and
@@ -249,5 +258,10 @@ export const run = (
       const level = table.worst()
       return { level, holders: level === "ok" ? [] : coordinators.filter((c) => c.level === level), coordinators }
     })
-    return { provider, status, clear }
+    const admits = (coordinatorId: string): Effect.Effect<boolean> =>
+      Effect.sync(() =>
+        (filter !== undefined && !filter.has(coordinatorId)) || table.get(coordinatorId) !== undefined ||
+        table.hasRoom()
+      )
+    return { provider, status, clear, admits }
   })

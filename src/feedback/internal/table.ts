@@ -119,6 +119,11 @@ export class Table<E extends Entry> {
     return true
   }
 
+  /** Whether `makeRoom` would succeed now (nothing is evicted). */
+  hasRoom(): boolean {
+    return this.#byId.size < this.max || this.#byIdleOk.oldest !== undefined
+  }
+
   /** Adds a new entry as the most recently reported; `makeRoom` first. */
   add(entry: E): void {
     this.#byId.set(entry.coordinatorId, entry)

@@ -274,17 +274,30 @@ describe("the service under attack", () => {
   )
 
   it.live(
-    "a half-sent request is closed by the server after the header timeout, not 300 s",
+    "half-sent headers and a trickling body are closed after the header and request timeouts, not 300 s",
     () =>
       withService(["--no-simulated-store"], async (_, url) => {
-        const slow = socketTo(url)
-        slow.resume() // read the 408, so that the close is seen
-        slow.write("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        const closed = await Promise.race([
-          new Promise((resolve) => slow.once("close", () => resolve("closed"))),
-          new Promise((resolve) => setTimeout(() => resolve("open after 20 s"), 20_000))
-        ])
-        assert.strictEqual(closed, "closed")
+        const closedWithin = (socket: net.Socket, seconds: number) =>
+          Promise.race([
+            new Promise((resolve) => socket.once("close", () => resolve("closed"))),
+            new Promise((resolve) => setTimeout(() => resolve(`open after ${seconds} s`), seconds * 1000))
+          ])
+        const headers = socketTo(url)
+        headers.resume() // read the 408, so that the close is seen
+        headers.write("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        // complete headers, then a body byte a second: only the whole-request timeout ends it
+        const body = socketTo(url)
+        body.resume()
+        body.write(
+          "POST /feedback HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+        )
+        const trickle = setInterval(() => body.write(" "), 1000)
+        try {
+          const [a, b] = await Promise.all([closedWithin(headers, 20), closedWithin(body, 30)])
+          assert.deepStrictEqual([a, b], ["closed", "closed"])
+        } finally {
+          clearInterval(trickle)
+        }
       }),
     { timeout: 60_000 }
   )

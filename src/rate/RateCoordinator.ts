@@ -4,11 +4,15 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Redis from "effect/persistence/Redis"
 import type * as Scope from "effect/Scope"
 import type { BackpressureLevel, InvalidPressureLevel } from "../contracts/BackpressureLevel.ts"
+import { CoordinatorLevels } from "./CoordinatorLevels.ts"
 import { make as makeCoordinator } from "./internal/coordinator.ts"
+import { make as makeShared } from "./internal/shared.ts"
 import type {
   AcquireError,
   InvalidCooldown,
@@ -37,6 +41,46 @@ export interface ProviderOptions {
    * and the longest that trial holds its slot. Default 60.
    */
   readonly breakerTimeoutSec?: number
+}
+
+/**
+ * What a shared coordinator does while its Redis cannot be reached (every
+ * call is bounded by `timeout`):
+ *
+ * - `"wait"` (default): waiters keep their place and wait, retried with a
+ *   capped backoff, until Redis answers or their caller's own deadline
+ *   interrupts them; `tryAcquire` fails with `SharedBucketUnavailable`.
+ * - `"fail"`: `acquire` and `tryAcquire` fail at once with
+ *   `SharedBucketUnavailable`.
+ * - `{ local: share }`: each provider runs on a bucket of this process at
+ *   `share` (0..1] of its rate and burst until Redis is back (e.g. 1/4 with
+ *   four workers); `pipeline_rate_shared_degraded{provider}` is 1 meanwhile.
+ * - `"allow"`: every call is granted (fail-open; an explicit choice).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RedisUnavailablePolicy = "wait" | "fail" | "allow" | { readonly local: number }
+
+/**
+ * Options of {@link RateCoordinator.layerRedis}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisCoordinatorOptions {
+  /** Key prefix; processes with the same Redis and prefix share their buckets. Default `"mdp"`. */
+  readonly prefix?: string | undefined
+  /** What to do while Redis is unavailable; default `"wait"`. */
+  readonly onUnavailable?: RedisUnavailablePolicy | undefined
+  /** Bound of every Redis call; default 250 ms. */
+  readonly timeout?: Duration.Input | undefined
+  /**
+   * How long a bucket's keys outlive the last process that touched them;
+   * default 10 minutes. Every live process refreshes them, so a paused
+   * bucket does not expire back to full while anyone uses it.
+   */
+  readonly keyTtl?: Duration.Input | undefined
 }
 
 /**
@@ -156,4 +200,27 @@ export class RateCoordinator extends Context.Service<RateCoordinator, {
    * @category layers
    */
   static readonly layer: Layer.Layer<RateCoordinator> = Layer.effect(RateCoordinator, RateCoordinator.make)
+
+  /**
+   * A `RateCoordinator` whose buckets live in Redis, shared by every process
+   * that uses the same Redis and `prefix`: together they are granted what
+   * one bucket grants (burst + rate, on Redis `TIME`), waiters are timed from
+   * Redis' answers and re-timed by any process's change of scale or
+   * pressure, and scale 0 pauses every process. It also provides
+   * `CoordinatorLevels`, so the feedback handler's worst-of spans every
+   * process. The circuit breaker and cooldowns stay per process. Requires
+   * Effect's `Redis` service, e.g. `NodeRedis.layer({ url, disableOfflineQueue: true })`
+   * from `@effect/platform-node` (turn the offline queue off, or a dead link
+   * queues calls instead of failing them).
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerRedis = (
+    options?: RedisCoordinatorOptions
+  ): Layer.Layer<RateCoordinator | CoordinatorLevels, never, Redis.Redis> =>
+    Layer.effectContext(Effect.map(
+      makeShared(options),
+      ([coordinator, levels]) => Context.make(RateCoordinator, coordinator).pipe(Context.add(CoordinatorLevels, levels))
+    ))
 }

@@ -161,6 +161,24 @@ export class CoordinatorClosed extends Data.TaggedError("CoordinatorClosed")<{
 }
 
 /**
+ * The shared bucket's Redis could not be reached in time (a shared
+ * coordinator with the `"fail"` policy, or a `tryAcquire` under any policy
+ * but `"allow"` and local fallback). `cause` is the Redis error or timeout.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SharedBucketUnavailable extends Data.TaggedError("SharedBucketUnavailable")<{
+  readonly provider: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const cause = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `provider ${JSON.stringify(this.provider)}: the shared bucket's Redis is unavailable (${cause})`
+  }
+}
+
+/**
  * Why an `acquire` or `tryAcquire` failed.
  *
  * @since 0.1.0
@@ -173,3 +191,4 @@ export type AcquireError =
   | CircuitOpen
   | ProviderInCooldown
   | CoordinatorClosed
+  | SharedBucketUnavailable

@@ -78,18 +78,44 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
     Exclude<UnifiedRuntimeServices, FeedbackSettings>,
     InvalidProviderOptions,
     FeedbackSettings
-  > = Layer.suspend(() => {
+  > = Layer.suspend(() => UnifiedRuntime.layerWithCoordinator(RateCoordinator.layer))
+
+  /**
+   * The runtime for the `FeedbackSettings` in context, on the given
+   * coordinator layer: `RateCoordinator.layer` (in process) or
+   * `RateCoordinator.layerRedis(options)` (buckets shared through Redis;
+   * provide its `Redis` service). The coordinator is built inside the
+   * runtime, so its metrics land in the runtime's registry; a layer that also
+   * provides `CoordinatorLevels` (the Redis one does) makes the handler's
+   * worst-of span every process.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerWithCoordinator = <Extra, E, R>(
+    coordinator: Layer.Layer<RateCoordinator | Extra, E, R>
+  ): Layer.Layer<
+    Exclude<UnifiedRuntimeServices, FeedbackSettings> | Extra,
+    InvalidProviderOptions | E,
+    FeedbackSettings | R
+  > => {
     // the bus caches as many coordinators as the handler holds
     const bus = Layer.unwrap(Effect.map(
       Effect.service(FeedbackSettings),
       (settings) => Layer.orDie(FeedbackBus.layerWith({ maxCoordinators: settings.maxCoordinators ?? 256 }))
     ))
-    const services = Layer.mergeAll(RateCoordinator.layer, bus, PipelineMetrics.layer)
+    const services = Layer.mergeAll(coordinator, bus, PipelineMetrics.layer)
     const withAdapter = RateCoordinatorAdapter.layer.pipe(Layer.provideMerge(services))
     const runtime = Layer.effect(UnifiedRuntime, start).pipe(Layer.provideMerge(withAdapter))
     // a registry of its own: two runtimes in one process never mix their metrics
-    return runtime.pipe(Layer.provide(Layer.sync(Metric.MetricRegistry, () => new Map())))
-  })
+    // (the cast: TypeScript cannot see through the generic Excludes that the coordinator,
+    // provided here, satisfies the adapter's and the runtime's requirement on RateCoordinator)
+    return runtime.pipe(Layer.provide(Layer.sync(Metric.MetricRegistry, () => new Map()))) as Layer.Layer<
+      Exclude<UnifiedRuntimeServices, FeedbackSettings> | Extra,
+      InvalidProviderOptions | E,
+      FeedbackSettings | R
+    >
+  }
 
   /**
    * The runtime's `HealthStatus`.

@@ -16,11 +16,14 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberHandle from "effect/FiberHandle"
+import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
 import { RateController } from "../../contracts/RateController.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
+import { CoordinatorLevels } from "../../rate/CoordinatorLevels.ts"
 import { FeedbackBus } from "../FeedbackBus.ts"
 import type { CoordinatorLevel, FeedbackHandle, FeedbackHandlerOptions } from "../FeedbackHandler.ts"
 import type { FeedbackPolicy } from "../FeedbackPolicy.ts"
@@ -113,13 +116,27 @@ export const run = (
       )
 
     const filter = options.coordinators === undefined ? undefined : new Set(options.coordinators)
-    const table = new Table<Slot>(options.maxCoordinators ?? 256, (evicted) => cells.remove(evicted.depth))
+    // With shared buckets, levels are kept where every process sees them: the
+    // worst-of spans coordinators heard by other processes too.
+    const shared = Option.getOrUndefined(yield* Effect.serviceOption(CoordinatorLevels))
+    const runFork = yield* FiberSet.makeRuntime<never, void, never>()
+    const table = new Table<Slot>(options.maxCoordinators ?? 256, (evicted) => {
+      cells.remove(evicted.depth)
+      if (shared !== undefined) runFork(shared.forget(provider, evicted.coordinatorId))
+    })
     const drop = (slot: Slot): void => {
       if (table.remove(slot)) cells.remove(slot.depth)
     }
     // cleared or expired: the bus's cache lets go of them too, so no table keeps a dead store's place
     const forgetInBus = (slots: ReadonlyArray<Slot>): Effect.Effect<void> =>
-      Effect.forEach(slots, (slot) => bus.forget(slot.coordinatorId), { discard: true })
+      Effect.forEach(
+        slots,
+        (slot) =>
+          shared === undefined
+            ? bus.forget(slot.coordinatorId)
+            : Effect.andThen(bus.forget(slot.coordinatorId), shared.forget(provider, slot.coordinatorId)),
+        { discard: true }
+      )
     const ramp = yield* FiberHandle.make<void, never>()
     const rampDuration = options.recovery === undefined
       ? undefined
@@ -163,7 +180,10 @@ export const run = (
       return rampDuration === undefined ? step : Effect.andThen(FiberHandle.clear(ramp), step)
     }
     // a decision not made on an event: clear and expiry, stamped with the Clock
-    const settleNow = Effect.suspend(() => settle(clock.currentTimeMillisUnsafe() / 1000, Effect.void))
+    // (with shared levels, forgetting the coordinator there was the whole decision)
+    const settleNow = shared !== undefined
+      ? Effect.void
+      : Effect.suspend(() => settle(clock.currentTimeMillisUnsafe() / 1000, Effect.void))
 
     const refusals = LogLimit.make()
     const refuse = (event: FeedbackEvent, now: number): Effect.Effect<void> => {
@@ -193,6 +213,16 @@ export const run = (
           return refuse(event, now)
         }
         slot.depth.value = event.queueSize
+        if (shared !== undefined) {
+          const level = event.level
+          return Effect.andThen(
+            Effect.tap(shared.report(provider, id, level, policy[level]), () =>
+              Effect.sync(() => {
+                adjustments[level].value++
+              })),
+            countProcessed[level]
+          )
+        }
         return settle(event.ts, countProcessed[event.level])
       })
 

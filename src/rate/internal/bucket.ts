@@ -171,7 +171,8 @@ const headWaiter = (line: Line | undefined): Waiter | undefined => {
   return undefined
 }
 
-const observeWait = (b: Bucket, seconds: number): void => {
+/** Counts a grant that waited `seconds` in the wait histogram. @internal */
+export const observeWait = (b: Bucket, seconds: number): void => {
   const waits = b.waits ??= {
     buckets: new Uint32Array(WAIT_BOUNDARIES.length),
     count: 0,

@@ -41,7 +41,11 @@ const defaults = {
 
 const positive = (v: number): boolean => Number.isFinite(v) && v > 0
 
-const validate = (name: string, options: ProviderOptions): Result.Result<B.BucketOptions, InvalidProviderOptions> => {
+/** @internal */
+export const validate = (
+  name: string,
+  options: ProviderOptions
+): Result.Result<B.BucketOptions, InvalidProviderOptions> => {
   // providers registered alike share one configuration object
   const resolved = Object.keys(options).length === 0 ? defaults : { ...defaults, ...options }
   const check = (option: keyof typeof defaults, ok: (value: number) => boolean, expected: string) =>
@@ -64,7 +68,8 @@ const validate = (name: string, options: ProviderOptions): Result.Result<B.Bucke
  * One metric value per series kind; each provider's series reads its bucket
  * at scrape time, so the hot path updates plain numbers only.
  */
-const makeMetrics = () => {
+/** @internal */
+export const makeMetrics = () => {
   const series = <State>(metric: Metric.Metric<any, State>, get: (b: B.Bucket) => State) => ({ metric, get })
   return [
     series(
@@ -115,7 +120,8 @@ const makeMetrics = () => {
   ] as const
 }
 
-const registerMetrics = (
+/** @internal */
+export const registerMetrics = (
   metrics: ReturnType<typeof makeMetrics>,
   b: B.Bucket,
   provider: string,
@@ -127,6 +133,31 @@ const registerMetrics = (
   return () => {
     for (const registration of registrations) registration.remove()
   }
+}
+
+/**
+ * The checks of a registered provider's bucket that need no waiting: the
+ * token count, the capacity, the breaker and a global cooldown.
+ *
+ * @internal
+ */
+export const admitLocal = (
+  b: B.Bucket,
+  provider: string,
+  tokens: number,
+  at: number
+): InvalidTokenCount | ExceedsCapacity | CircuitOpen | ProviderInCooldown | undefined => {
+  if (!Number.isSafeInteger(tokens) || tokens <= 0) return new InvalidTokenCount({ provider, tokens })
+  if (tokens > b.config.capacity) return new ExceedsCapacity({ provider, tokens, capacity: b.config.capacity })
+  if (b.openUntil !== undefined) {
+    const retryAfterSec = B.breakerWait(b, at)
+    if (retryAfterSec > 0) return new CircuitOpen({ provider, retryAfterSec, probing: at >= b.openUntil })
+  }
+  if (b.cooldowns !== undefined) {
+    const remainingSec = B.cooldownRemaining(b, "global", at)
+    if (remainingSec > 0) return new ProviderInCooldown({ provider, remainingSec })
+  }
+  return undefined
 }
 
 /** @internal */
@@ -238,17 +269,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     const b = buckets.get(provider)
     if (b === undefined) return new UnknownProvider({ provider })
     if (!b.metered) meter(b, provider)
-    if (!Number.isSafeInteger(tokens) || tokens <= 0) return new InvalidTokenCount({ provider, tokens })
-    if (tokens > b.config.capacity) return new ExceedsCapacity({ provider, tokens, capacity: b.config.capacity })
-    if (b.openUntil !== undefined) {
-      const retryAfterSec = B.breakerWait(b, at)
-      if (retryAfterSec > 0) return new CircuitOpen({ provider, retryAfterSec, probing: at >= b.openUntil })
-    }
-    if (b.cooldowns !== undefined) {
-      const remainingSec = B.cooldownRemaining(b, "global", at)
-      if (remainingSec > 0) return new ProviderInCooldown({ provider, remainingSec })
-    }
-    return b
+    return admitLocal(b, provider, tokens, at) ?? b
   }
 
   const ignored = (provider: string, what: string) =>

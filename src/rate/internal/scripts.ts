@@ -1,0 +1,213 @@
+/**
+ * The Lua side of the shared buckets. Every script works on one provider's
+ * two keys, which share a hash tag (`{<prefix>:rl:<provider>}`), so a bucket
+ * lives in one Redis Cluster slot:
+ *
+ * - `…:b`, a hash: `avail` (tokens; negative = reserved ahead), `ts` (ms of
+ *   the last refill, Redis `TIME` with µs), `issued` (tokens ever reserved:
+ *   the ticket counter), `base` (tokens/s), `burst`, `scale` (the scale set
+ *   with `setBudgetScale`), `cscale` (the smallest scale a coordinator asks
+ *   for), `level` (the pressure set with `setGlobalPressure`), `clevel` (the
+ *   worst coordinator level), `epoch` (bumped by every change of rate or
+ *   frontier) and `gen` (set when the bucket is created, so a client notices
+ *   a bucket that was lost and created again);
+ * - `…:c`, a hash: coordinator id → `level|scale`.
+ *
+ * The frontier `F = issued + avail` is the ticket that is due now; a waiter
+ * holding ticket `T` is due `(T − F) / rate` ms later. Numbers are written
+ * with `%.17g` (Lua's default `%.14g` loses sub-ms precision at epoch-ms
+ * magnitudes).
+ *
+ * @internal
+ */
+import * as Redis from "effect/persistence/Redis"
+
+// KEYS[1] bucket hash, KEYS[2] coordinator hash
+// ARGV[1] base rate (tokens/s) and ARGV[2] burst used when the bucket does not exist,
+// ARGV[3] key TTL (ms), ARGV[4] control channel, ARGV[5] provider, ARGV[6] operation, ARGV[7..] its arguments
+const prelude = `
+local function fmt(x) return string.format('%.17g', x) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local h = redis.call('HMGET', KEYS[1], 'avail', 'ts', 'issued', 'base', 'burst', 'scale', 'cscale', 'epoch', 'gen', 'level', 'clevel')
+local created = h[4] == false
+local base = tonumber(h[4] or ARGV[1])
+local burst = tonumber(h[5] or ARGV[2])
+local avail = tonumber(h[1] or burst)
+local ts = tonumber(h[2] or now)
+local issued = tonumber(h[3] or 0)
+local scale = tonumber(h[6] or 1)
+local cscale = tonumber(h[7] or 1)
+local epoch = tonumber(h[8] or 0)
+local gen = h[9] or (t[1] .. '.' .. t[2])
+local level = h[10] or 'ok'
+local clevel = h[11] or 'ok'
+local ttl = tonumber(ARGV[3])
+local function rate() return base * math.min(scale, cscale) / 1000 end
+local function settle()
+  if now > ts then
+    local r = rate()
+    if r > 0 then avail = math.min(burst, avail + (now - ts) * r) end
+    ts = now
+  end
+  -- a real pause: nothing is granted, not even an idle burst
+  if rate() == 0 and avail > 0 then avail = 0 end
+end
+local function save()
+  redis.call('HSET', KEYS[1], 'avail', fmt(avail), 'ts', fmt(ts), 'issued', fmt(issued), 'base', fmt(base),
+    'burst', fmt(burst), 'scale', fmt(scale), 'cscale', fmt(cscale), 'epoch', epoch, 'gen', gen, 'level', level,
+    'clevel', clevel)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+local function frontier() return issued + avail end
+-- a change every process must re-time its waiters for
+local function changed()
+  epoch = epoch + 1
+  save()
+  redis.call('PUBLISH', ARGV[4], gen .. '|' .. fmt(frontier()) .. '|' .. fmt(rate()) .. '|' .. epoch .. '|' .. ARGV[5])
+end
+local ranks = { ok = 0, soft = 1, hard = 2 }
+local function worse(a, b) if ranks[a] >= ranks[b] then return a end return b end
+local function coordinators()
+  cscale = 1
+  clevel = 'ok'
+  local all = redis.call('HVALS', KEYS[2])
+  for i = 1, #all do
+    local sep = string.find(all[i], '|', 1, true)
+    clevel = worse(clevel, string.sub(all[i], 1, sep - 1))
+    cscale = math.min(cscale, tonumber(string.sub(all[i], sep + 1)))
+  end
+end
+settle()
+`
+
+/** What every script answers: the timeline and the shared state after the call. @internal */
+export type Reply = [
+  granted: 0 | 1,
+  frontier: string,
+  rate: string,
+  issuedBefore: string,
+  epoch: number,
+  gen: string,
+  base: string,
+  burst: string,
+  scale: string,
+  level: string,
+  created: 0 | 1
+]
+
+const reply = `
+return { granted, fmt(f), fmt(rate()), fmt(issuedBefore), epoch, gen, fmt(base), fmt(burst), fmt(math.min(scale, cscale)),
+  worse(level, clevel), created and 1 or 0 }
+`
+
+/**
+ * Reserves `cost` tokens (mode `reserve`: always, possibly ahead of time;
+ * the answer says from which ticket) or takes them only if they are there
+ * now (mode `try`). `frontier` is the frontier before the call.
+ *
+ * @internal
+ */
+export const acquire = Redis.script(
+  (keys: readonly [string, string], head: Head, cost: number, mode: "reserve" | "try") => [
+    ...keys,
+    ...headArgs(head),
+    "acquire",
+    cost,
+    mode
+  ],
+  {
+    numberOfKeys: 2,
+    lua: prelude + `
+local cost = tonumber(ARGV[7])
+local f = frontier()
+local issuedBefore = issued
+local granted = 0
+if ARGV[8] == 'reserve' or (rate() > 0 and avail + 1e-9 >= cost) then
+  avail = avail - cost
+  issued = issued + cost
+  granted = 1
+end
+save()
+` + reply
+  }
+).withReturnType<Reply>()
+
+/** The operations that change a bucket's rate or frontier, and `state`, which only reads it. @internal */
+export type Control =
+  | readonly ["state"]
+  | readonly ["configure", base: number, burst: number]
+  | readonly ["scale", scale: number]
+  | readonly ["pressure", level: string]
+  | readonly ["level", coordinator: string, level: string, scale: number]
+  | readonly ["forget", coordinator: string]
+  | readonly ["release", ticketEnd: number, cost: number, gen: string]
+
+/**
+ * Changes the bucket (or only reads it, `state`) and, on a change,
+ * publishes `gen|frontier|rate|epoch|provider` on the control channel.
+ *
+ * @internal
+ */
+export const control = Redis.script(
+  (keys: readonly [string, string], head: Head, ...op: Control) => [...keys, ...headArgs(head), ...op],
+  {
+    numberOfKeys: 2,
+    lua: prelude + `
+local op = ARGV[6]
+local granted = 0
+if op == 'configure' then
+  local b, r = tonumber(ARGV[8]), tonumber(ARGV[7])
+  if created or b ~= burst or r ~= base then
+    granted = created and 0 or 1
+    base = r
+    if b ~= burst then avail = math.min(avail, b) end
+    burst = b
+    changed()
+  else
+    save()
+  end
+elseif op == 'scale' then
+  scale = tonumber(ARGV[7])
+  changed()
+elseif op == 'pressure' then
+  level = ARGV[7]
+  save()
+elseif op == 'level' then
+  redis.call('HSET', KEYS[2], ARGV[7], ARGV[8] .. '|' .. ARGV[9])
+  coordinators()
+  changed()
+elseif op == 'forget' then
+  redis.call('HDEL', KEYS[2], ARGV[7])
+  coordinators()
+  changed()
+elseif op == 'release' then
+  -- tokens of an interrupted waiter: the last reservation is undone exactly, an
+  -- earlier one moves everyone behind it up; a bucket created since knows nothing of it
+  if ARGV[9] == gen then
+    local finish, cost = tonumber(ARGV[7]), tonumber(ARGV[8])
+    if math.abs(finish - issued) < 1e-6 then issued = issued - cost end
+    avail = math.min(burst, avail + cost)
+    changed()
+  end
+else
+  -- state: also keeps the keys alive, and recreates a bucket Redis lost from the caller's configuration
+  save()
+end
+local f = frontier()
+local issuedBefore = issued
+` + reply
+  }
+).withReturnType<Reply>()
+
+/** What every call tells the script besides its operation. @internal */
+export interface Head {
+  readonly base: number
+  readonly burst: number
+  readonly ttlMs: number
+  readonly channel: string
+  readonly provider: string
+}
+
+const headArgs = (head: Head) => [head.base, head.burst, head.ttlMs, head.channel, head.provider]

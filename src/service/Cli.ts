@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
 import * as Config from "effect/Config"
@@ -16,6 +17,7 @@ import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Redis from "effect/persistence/Redis"
 import * as Redacted from "effect/Redacted"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
@@ -23,6 +25,7 @@ import { dirname } from "node:path"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { FeedbackSettings } from "../feedback/FeedbackSettings.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
+import { RateCoordinator, type RedisUnavailablePolicy } from "../rate/RateCoordinator.ts"
 import { UnifiedRuntime } from "../runtime/UnifiedRuntime.ts"
 import { version } from "../version.ts"
 import * as HttpApi from "./HttpApi.ts"
@@ -73,6 +76,33 @@ const options = {
     "production mode: no simulated store, feedback only over HTTP (env MDP_NO_SIMULATED_STORE)",
     Config.Boolean("MDP_NO_SIMULATED_STORE"),
     false
+  ),
+  sharedBuckets: flag(
+    Flag.Boolean("shared-buckets"),
+    "share the provider's bucket with every process on the same Redis and prefix (env MDP_SHARED_BUCKETS)",
+    Config.Boolean("MDP_SHARED_BUCKETS"),
+    false
+  ),
+  redisUrl: flag(
+    Flag.String("redis-url"),
+    "Redis for --shared-buckets (env REDIS_URL)",
+    Config.String("REDIS_URL"),
+    "redis://127.0.0.1:6379"
+  ),
+  redisPrefix: flag(
+    Flag.String("redis-prefix"),
+    "key prefix of the shared buckets (env MDP_REDIS_PREFIX)",
+    Config.String("MDP_REDIS_PREFIX"),
+    "mdp"
+  ),
+  redisOnUnavailable: flag(
+    Flag.String("redis-on-unavailable").pipe(
+      Flag.withSchema(Schema.String.check(Schema.isPattern(/^(wait|fail|allow|local:(0?\.\d*[1-9]\d*|1(\.0*)?))$/)))
+    ),
+    "while Redis is unreachable: wait, fail, allow, or local:SHARE (a local bucket at SHARE of the rate) " +
+      "(env MDP_REDIS_ON_UNAVAILABLE)",
+    Config.String("MDP_REDIS_ON_UNAVAILABLE"),
+    "wait"
   ),
   shutdownTimeout: flag(
     Flag.Finite("shutdown-timeout").pipe(Flag.withSchema(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))),
@@ -199,6 +229,9 @@ const checkSettings = (opts: RunOptions) =>
     return token
   })
 
+const unavailablePolicy = (value: string): RedisUnavailablePolicy =>
+  value.startsWith("local:") ? { local: Number(value.slice("local:".length)) } : value as "wait" | "fail" | "allow"
+
 const runService = (opts: RunOptions) =>
   Effect.gen(function*() {
     const token = yield* checkSettings(opts)
@@ -219,8 +252,15 @@ const runService = (opts: RunOptions) =>
         shutdownTimeout: Duration.seconds(opts.shutdownTimeout)
       }))
     )
+    const coordinator: Layer.Layer<RateCoordinator, Redis.RedisError> = opts.sharedBuckets
+      ? RateCoordinator.layerRedis({
+        prefix: opts.redisPrefix,
+        onUnavailable: unavailablePolicy(opts.redisOnUnavailable)
+      })
+        .pipe(Layer.provide(NodeRedis.layer({ url: opts.redisUrl, disableOfflineQueue: true })))
+      : RateCoordinator.layer
     const layer = server.pipe(
-      Layer.provideMerge(UnifiedRuntime.layerWithSettings),
+      Layer.provideMerge(UnifiedRuntime.layerWithCoordinator(coordinator)),
       Layer.provide(Layer.succeed(FeedbackSettings, settings))
     )
 
@@ -291,6 +331,16 @@ const runService = (opts: RunOptions) =>
         // the report runs however the run ends: --duration, a signal (interruption) or a failure
         yield* Effect.raceFirst(stop, statusLoop).pipe(Effect.onExit(() => report))
       }).pipe(Effect.provide(layer))
+    ).pipe(
+      // only building the shared buckets' connection fails with a RedisError
+      Effect.catchTag("RedisError", (error) =>
+        Effect.fail(
+          new StartupError({
+            message: `--shared-buckets: cannot connect to Redis at ${opts.redisUrl} (${
+              error.cause instanceof Error ? error.cause.message : String(error.cause)
+            })`
+          })
+        ))
     )
     if (failed !== undefined) return yield* failed
   })

@@ -379,3 +379,56 @@ describe("the service under attack", () => {
     { timeout: 60_000 }
   )
 })
+
+describe("the service with --shared-buckets (the machine's Redis)", () => {
+  it.live(
+    "two processes share the provider's rate; a hard posted to one pauses both, ok resumes both",
+    () =>
+      Effect.promise(async () => {
+        const env = { MDP_REDIS_PREFIX: `cli${process.pid}x${Date.now()}` }
+        const args = ["run", "--port", "0", "--shared-buckets", "--no-simulated-store", "--provider-rate", "100"]
+        const one = start([...args, "--duration", "8"], env)
+        const two = start([...args, "--duration", "8"], env)
+        try {
+          const [a, b] = await Promise.all([listening(one), listening(two)])
+          const scale = async (url: string) =>
+            Number(
+              /pipeline_rate_scale_factor\{provider="ibkr"\} ([\d.]+)/.exec(
+                await (await fetch(`${url}/metrics`)).text()
+              )?.[1]
+            )
+          await new Promise((resolve) => setTimeout(resolve, 1500))
+          assert.strictEqual(await feedback(b, "bars-coord", "hard"), 202)
+          await waitFor(one, 5, async () => (await scale(a)) === 0 ? true : undefined)
+          assert.strictEqual(await scale(b), 0)
+          await new Promise((resolve) => setTimeout(resolve, 1000))
+          assert.strictEqual(await feedback(a, "bars-coord", "ok"), 202) // the same coordinator, heard by the other
+          await waitFor(two, 5, async () => (await scale(b)) === 1 ? true : undefined)
+          assert.deepStrictEqual(await Promise.all([one.exited, two.exited]), [0, 0])
+          const produced = (r: Running) => Number(/items produced\s+(\d+)/.exec(r.output())?.[1])
+          const total = produced(one) + produced(two)
+          // one bucket of 100/s (burst 20) for 8 s less about a second paused: never two buckets' worth
+          assert.isAtMost(total, 100 * 8 + 20 + 10, `${produced(one)} + ${produced(two)}`)
+          assert.isAtLeast(total, 100 * 5)
+          assert.isAbove(produced(one), 100)
+          assert.isAbove(produced(two), 100)
+        } finally {
+          one.child.kill("SIGKILL")
+          two.child.kill("SIGKILL")
+          const { createClient } = await import("redis")
+          const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect()
+          const keys = await client.keys(`{${env.MDP_REDIS_PREFIX}:rl:*`)
+          if (keys.length > 0) await client.unlink(keys)
+          await client.close()
+        }
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.live("an unreachable Redis stops the start with one line, exit 2", () =>
+    Effect.promise(async () => {
+      const running = start(["run", "--port", "0", "--shared-buckets", "--redis-url", "redis://127.0.0.1:1"])
+      assert.strictEqual(await exitWithin(running, 20), 2, running.output())
+      assert.include(running.output(), "--shared-buckets: cannot connect to Redis at redis://127.0.0.1:1")
+    }), { timeout: 30_000 })
+})

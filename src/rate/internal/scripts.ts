@@ -94,28 +94,33 @@ export type Reply = [
   burst: string,
   scale: string,
   level: string,
-  created: 0 | 1
+  created: 0 | 1,
+  /** Tokens leased after the reservation (`acquire` with a lease asked for), from ticket `issuedBefore + cost`. */
+  leased: number
 ]
 
 const reply = `
 return { granted, fmt(f), fmt(rate()), fmt(issuedBefore), epoch, gen, fmt(base), fmt(burst), fmt(math.min(scale, cscale)),
-  worse(level, clevel), created and 1 or 0 }
+  worse(level, clevel), created and 1 or 0, leased }
 `
 
 /**
  * Reserves `cost` tokens (mode `reserve`: always, possibly ahead of time;
  * the answer says from which ticket) or takes them only if they are there
- * now (mode `try`). `frontier` is the frontier before the call.
+ * now (mode `try`); then, if `lease` > 0, leases up to that many tokens due
+ * now, at most a quarter of those left (the answer's `leased`). `frontier`
+ * is the frontier before the call.
  *
  * @internal
  */
 export const acquire = Redis.script(
-  (keys: readonly [string, string], head: Head, cost: number, mode: "reserve" | "try") => [
+  (keys: readonly [string, string], head: Head, cost: number, mode: "reserve" | "try", lease: number) => [
     ...keys,
     ...headArgs(head),
     "acquire",
     cost,
-    mode
+    mode,
+    lease
   ],
   {
     numberOfKeys: 2,
@@ -124,10 +129,24 @@ local cost = tonumber(ARGV[7])
 local f = frontier()
 local issuedBefore = issued
 local granted = 0
+local leased = 0
 if ARGV[8] == 'reserve' or (rate() > 0 and avail + 1e-9 >= cost) then
   avail = avail - cost
   issued = issued + cost
   granted = 1
+  -- and tokens due now for this process to hand out without a round trip: only
+  -- from plenty (at most a quarter of what is left, and the bucket stays at
+  -- least half full), never from reservations
+  local want = tonumber(ARGV[9])
+  if want > 0 and rate() > 0 then
+    leased = math.min(want, math.floor(avail / 4), math.floor(avail - burst / 2))
+    if leased >= 1 then
+      avail = avail - leased
+      issued = issued + leased
+    else
+      leased = 0
+    end
+  end
 end
 save()
 ` + reply
@@ -157,6 +176,7 @@ export const control = Redis.script(
     lua: prelude + `
 local op = ARGV[6]
 local granted = 0
+local leased = 0
 if op == 'configure' then
   local b, r = tonumber(ARGV[8]), tonumber(ARGV[7])
   if created or b ~= burst or r ~= base then

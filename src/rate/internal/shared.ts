@@ -66,6 +66,22 @@ interface Timeline {
   epoch: number
 }
 
+/** Leased tickets (`next`, `end`] of generation `gen`, leased at local time `at` (ms). */
+interface Lease {
+  readonly gen: string
+  next: number
+  readonly end: number
+  readonly at: number
+}
+
+/**
+ * How long leased tokens may wait to be handed out (ms). They were due when
+ * leased, so a grant from a lease is late by at most this much: over any
+ * interval, grants can exceed the bucket's own by at most `rate × LEASE_TTL_MS`
+ * (and leases are only taken from plenty, a quarter of what is there).
+ */
+const LEASE_TTL_MS = 2
+
 /** The changes this process wants in Redis and could not make yet (Redis was unavailable). */
 interface Unsent {
   scale?: number
@@ -89,6 +105,11 @@ class Shared {
   unsent: Unsent | undefined = undefined
   degraded = false
   errors = 0
+  /** Tokens due now that Redis leased to this process: handed out without a round trip. */
+  lease: Lease | undefined = undefined
+  /** The lease to ask for with the next batch: the demand a lease served, doubled (0: none yet). */
+  leaseSize = 0
+  leaseUsed = 0
   constructor(name: string, keys: readonly [string, string], local: B.Bucket, head: Scripts.Head) {
     this.name = name
     this.keys = keys
@@ -173,6 +194,7 @@ export const make = (
       const now = nowMs()
       const frontier = frontierAt(tl, now)
       const slack = Math.max(1e-6, Math.abs(frontier) * 1e-12)
+      let granted: Array<Waiter> | undefined
       while (s.first < s.reserved.length) {
         const waiter = s.reserved[s.first]!
         if (waiter.status !== Status.Waiting || waiter.gen !== tl.gen) {
@@ -181,7 +203,8 @@ export const make = (
         }
         if (waiter.ticket > frontier + slack) break
         s.first++
-        grant(s, waiter, now)
+        take(s, waiter, now)
+        ;(granted ??= []).push(waiter)
       }
       if (s.first > 1024 && s.first * 2 > s.reserved.length) {
         s.reserved.splice(0, s.first)
@@ -190,13 +213,19 @@ export const make = (
         s.reserved.length = 0
         s.first = 0
       }
+      // resumed only once all are counted: a waiter resumed at once must find the line as it now is
+      if (granted !== undefined) { for (const waiter of granted) Deferred.doneUnsafe(waiter.deferred, Exit.void) }
     }
 
-    const grant = (s: Shared, waiter: Waiter, now: number): void => {
+    const take = (s: Shared, waiter: Waiter, now: number): void => {
       waiter.status = Status.Granted
       s.local.waiting--
       s.local.granted += waiter.tokens
       B.observeWait(s.local, Math.max(0, now / 1000 - waiter.since))
+    }
+
+    const grant = (s: Shared, waiter: Waiter, now: number): void => {
+      take(s, waiter, now)
       Deferred.doneUnsafe(waiter.deferred, Exit.void)
     }
 
@@ -280,6 +309,8 @@ export const make = (
       if (gen === tl.gen && Number(epoch) <= tl.epoch) return
       if (gen !== tl.gen && tl.gen !== "") regenerate(s, gen)
       s.timeline = { gen, frontier: Number(frontier), rate: Number(rate), at: nowMs(), epoch: Number(epoch) }
+      // a lease was taken under the old rate: a pause or a slower rate must not wait for it to run out
+      if (s.lease !== undefined) dropLease(s)
       retime(s)
     }
 
@@ -295,6 +326,9 @@ export const make = (
       adopt(s, reply, at)
       const gen = reply[5]
       let ticket = Number(reply[3])
+      let cost = 0
+      for (const waiter of batch) cost += waiter.tokens
+      installLease(s, reply, cost, at)
       for (const waiter of batch) {
         ticket += waiter.tokens
         if (waiter.status === Status.Waiting) {
@@ -330,12 +364,18 @@ export const make = (
       Effect.gen(function*() {
         let attempt = 0
         while (s.pending.length > 0 && !closed) {
+          // let the fibers just granted (and others ready to run) join this batch before it leaves
+          yield* Effect.yieldNow
           const batch = s.pending.filter((w) => w.status === Status.Waiting)
           s.pending = []
           if (batch.length === 0) continue
           let cost = 0
           for (const waiter of batch) cost += waiter.tokens
-          const result = yield* Effect.result(call(s, acquireScript(s.keys, s.head, cost, "reserve")))
+          // ask for a lease as large as twice what the last one served (at least the batch again)
+          const lease = Math.min(Math.max(2 * s.leaseUsed, cost, s.leaseSize), 1 << 20)
+          s.leaseUsed = 0
+          s.leaseSize = lease
+          const result = yield* Effect.result(call(s, acquireScript(s.keys, s.head, cost, "reserve", lease)))
           if (Result.isSuccess(result)) {
             attempt = 0
             settleBatch(s, batch, result.success, nowMs())
@@ -397,6 +437,43 @@ export const make = (
           )
         )
       )
+    }
+
+    // ---- leases: tokens due now, handed out in this process without a round trip
+
+    /** Ends the lease, giving back what was not handed out. */
+    const dropLease = (s: Shared): void => {
+      const lease = s.lease
+      if (lease === undefined) return
+      s.lease = undefined
+      const left = lease.end - lease.next
+      if (left > 0 && lease.gen === s.timeline.gen) release(s, lease.end, left, lease.gen)
+    }
+
+    /** Takes `tokens` from the lease if it is fresh and holds them. */
+    const fromLease = (s: Shared, tokens: number): boolean => {
+      const lease = s.lease
+      if (lease === undefined) return false
+      if (nowMs() - lease.at > LEASE_TTL_MS || lease.gen !== s.timeline.gen) {
+        dropLease(s)
+        return false
+      }
+      if (lease.end - lease.next < tokens) return false
+      lease.next += tokens
+      s.leaseUsed += tokens
+      return true
+    }
+
+    /** Installs the lease a batch's reply brought (tickets after the batch's). */
+    const installLease = (s: Shared, reply: Scripts.Reply, cost: number, at: number): void => {
+      const leased = reply[11]
+      if (leased < 1) {
+        s.leaseSize = 0
+        return
+      }
+      dropLease(s)
+      const start = Number(reply[3]) + cost
+      s.lease = { gen: reply[5], next: start, end: start + leased, at }
     }
 
     // ---- giving tokens back, and changes Redis did not take yet
@@ -491,6 +568,11 @@ export const make = (
             }
           }
           s.local.waiting = 0
+          const lease = s.lease
+          s.lease = undefined
+          if (lease !== undefined && lease.end > lease.next) {
+            releases.push(Effect.ignore(control(s, "release", lease.end, lease.end - lease.next, lease.gen)))
+          }
         }
         // best effort: the reservations of this process need not wait for the keys' TTL
         yield* Effect.all(releases, { concurrency: "unbounded", discard: true })
@@ -627,6 +709,11 @@ export const make = (
           const s = admit(provider, tokens)
           if (!(s instanceof Shared)) return Effect.fail(s)
           if (s.local.openUntil !== undefined) B.claimProbe(s.local, nowMs() / 1000)
+          if (s.local.waiting === 0 && fromLease(s, tokens)) {
+            s.local.granted += tokens
+            s.local.immediate++
+            return Effect.void
+          }
           return park(s, tokens)
         }),
 
@@ -637,7 +724,7 @@ export const make = (
           // never ahead of this process's own line
           if (s.local.waiting > 0) return false
           if (s.degraded) return yield* fallback!.tryAcquire(provider, tokens)
-          const result = yield* Effect.result(call(s, acquireScript(s.keys, s.head, tokens, "try")))
+          const result = yield* Effect.result(call(s, acquireScript(s.keys, s.head, tokens, "try", 0)))
           if (Result.isFailure(result)) {
             if (policy === "allow") return true
             if (fallback !== undefined) {

@@ -29,7 +29,8 @@ const prelude = `
 local function fmt(x) return string.format('%.17g', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local h = redis.call('HMGET', KEYS[1], 'avail', 'ts', 'issued', 'base', 'burst', 'scale', 'cscale', 'epoch', 'gen', 'level', 'clevel')
+local h = redis.call('HMGET', KEYS[1], 'avail', 'ts', 'issued', 'base', 'burst', 'scale', 'cscale', 'epoch', 'gen', 'level',
+  'clevel', 'scale_at', 'level_at')
 local created = h[4] == false
 local base = tonumber(h[4] or ARGV[1])
 local burst = tonumber(h[5] or ARGV[2])
@@ -42,7 +43,13 @@ local epoch = tonumber(h[8] or 0)
 local gen = h[9] or (t[1] .. '.' .. t[2])
 local level = h[10] or 'ok'
 local clevel = h[11] or 'ok'
+-- when the scale and the pressure were last set (Redis ms): after a bucket is lost, each process
+-- sets again what it had set, and the newest setting wins whatever order they arrive in
+local scaleAt = tonumber(h[12] or 0)
+local levelAt = tonumber(h[13] or 0)
 local ttl = tonumber(ARGV[3])
+-- an operation's time: now, or the time of the original setting being restored
+local function stamp(arg) if arg == nil or arg == '' then return now end return tonumber(arg) end
 local function rate() return base * math.min(scale, cscale) / 1000 end
 local function settle()
   if now > ts then
@@ -56,7 +63,7 @@ end
 local function save()
   redis.call('HSET', KEYS[1], 'avail', fmt(avail), 'ts', fmt(ts), 'issued', fmt(issued), 'base', fmt(base),
     'burst', fmt(burst), 'scale', fmt(scale), 'cscale', fmt(cscale), 'epoch', epoch, 'gen', gen, 'level', level,
-    'clevel', clevel)
+    'clevel', clevel, 'scale_at', fmt(scaleAt), 'level_at', fmt(levelAt))
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
@@ -74,12 +81,24 @@ local function coordinators()
   clevel = 'ok'
   local all = redis.call('HVALS', KEYS[2])
   for i = 1, #all do
-    local sep = string.find(all[i], '|', 1, true)
-    clevel = worse(clevel, string.sub(all[i], 1, sep - 1))
-    cscale = math.min(cscale, tonumber(string.sub(all[i], sep + 1)))
+    local a = string.find(all[i], '|', 1, true)
+    local b = string.find(all[i], '|', a + 1, true)
+    clevel = worse(clevel, string.sub(all[i], 1, a - 1))
+    cscale = math.min(cscale, tonumber(string.sub(all[i], a + 1, b - 1)))
   end
 end
+-- whether a coordinator's entry is newer than at
+local function newer(coordinator, at)
+  local entry = redis.call('HGET', KEYS[2], coordinator)
+  if not entry then return false end
+  local a = string.find(entry, '|', 1, true)
+  local b = string.find(entry, '|', a + 1, true)
+  return tonumber(string.sub(entry, b + 1)) > at
+end
 settle()
+-- a bucket created anew (first use, or Redis lost it): every process hears of it, and sets again
+-- what it had set
+if created then changed() end
 `
 
 /** What every script answers: the timeline and the shared state after the call. @internal */
@@ -96,12 +115,14 @@ export type Reply = [
   level: string,
   created: 0 | 1,
   /** Tokens leased after the reservation (`acquire` with a lease asked for), from ticket `issuedBefore + cost`. */
-  leased: number
+  leased: number,
+  /** When the setting this call made counts from (Redis ms), for `scale`, `pressure`, `level`, `forget`. */
+  stamped: string
 ]
 
 const reply = `
 return { granted, fmt(f), fmt(rate()), fmt(issuedBefore), epoch, gen, fmt(base), fmt(burst), fmt(math.min(scale, cscale)),
-  worse(level, clevel), created and 1 or 0, leased }
+  worse(level, clevel), created and 1 or 0, leased, fmt(stamped) }
 `
 
 /**
@@ -130,15 +151,18 @@ local f = frontier()
 local issuedBefore = issued
 local granted = 0
 local leased = 0
+local stamped = 0
 if ARGV[8] == 'reserve' or (rate() > 0 and avail + 1e-9 >= cost) then
   avail = avail - cost
   issued = issued + cost
   granted = 1
   -- and tokens due now for this process to hand out without a round trip: only
   -- from plenty (at most a quarter of what is left, and the bucket stays at
-  -- least half full), never from reservations
+  -- least half full), never from reservations, and only where a round trip per
+  -- grant would be slow (a bucket refilling at least a token per 2 ms, the
+  -- lease's life)
   local want = tonumber(ARGV[9])
-  if want > 0 and rate() > 0 then
+  if want > 0 and rate() * 2 >= 1 then
     leased = math.min(want, math.floor(avail / 4), math.floor(avail - burst / 2))
     if leased >= 1 then
       avail = avail - leased
@@ -157,15 +181,19 @@ save()
 export type Control =
   | readonly ["state"]
   | readonly ["configure", base: number, burst: number]
-  | readonly ["scale", scale: number]
-  | readonly ["pressure", level: string]
-  | readonly ["level", coordinator: string, level: string, scale: number]
-  | readonly ["forget", coordinator: string]
+  | readonly ["scale", scale: number, at: string]
+  | readonly ["pressure", level: string, at: string]
+  | readonly ["level", coordinator: string, level: string, scale: number, at: string]
+  | readonly ["forget", coordinator: string, at: string]
   | readonly ["release", ticketEnd: number, cost: number, gen: string]
 
 /**
  * Changes the bucket (or only reads it, `state`) and, on a change,
- * publishes `gen|frontier|rate|epoch|provider` on the control channel.
+ * publishes `gen|frontier|rate|epoch|provider` on the control channel. A
+ * setting (`scale`, `pressure`, `level`, `forget`) carries the time it was
+ * made (`""` = now): an older one than the bucket holds is ignored, so
+ * processes setting again what they had set, after Redis lost the bucket,
+ * converge on the newest.
  *
  * @internal
  */
@@ -177,6 +205,7 @@ export const control = Redis.script(
 local op = ARGV[6]
 local granted = 0
 local leased = 0
+local stamped = 0
 if op == 'configure' then
   local b, r = tonumber(ARGV[8]), tonumber(ARGV[7])
   if created or b ~= burst or r ~= base then
@@ -189,19 +218,39 @@ if op == 'configure' then
     save()
   end
 elseif op == 'scale' then
-  scale = tonumber(ARGV[7])
-  changed()
+  local at = stamp(ARGV[8])
+  if at >= scaleAt then
+    scale = tonumber(ARGV[7])
+    scaleAt = at
+    changed()
+  else
+    save()
+  end
+  stamped = at
 elseif op == 'pressure' then
-  level = ARGV[7]
+  local at = stamp(ARGV[8])
+  if at >= levelAt then
+    level = ARGV[7]
+    levelAt = at
+  end
   save()
+  stamped = at
 elseif op == 'level' then
-  redis.call('HSET', KEYS[2], ARGV[7], ARGV[8] .. '|' .. ARGV[9])
-  coordinators()
-  changed()
+  local at = stamp(ARGV[10])
+  if not newer(ARGV[7], at) then
+    redis.call('HSET', KEYS[2], ARGV[7], ARGV[8] .. '|' .. ARGV[9] .. '|' .. fmt(at))
+    coordinators()
+    changed()
+  else
+    save()
+  end
+  stamped = at
 elseif op == 'forget' then
-  redis.call('HDEL', KEYS[2], ARGV[7])
+  local at = stamp(ARGV[8])
+  if not newer(ARGV[7], at) then redis.call('HDEL', KEYS[2], ARGV[7]) end
   coordinators()
   changed()
+  stamped = at
 elseif op == 'release' then
   -- tokens of an interrupted waiter: the last reservation is undone exactly, an
   -- earlier one moves everyone behind it up; a bucket created since knows nothing of it

@@ -78,16 +78,26 @@ interface Lease {
  * How long leased tokens may wait to be handed out (ms). They were due when
  * leased, so a grant from a lease is late by at most this much: over any
  * interval, grants can exceed the bucket's own by at most `rate × LEASE_TTL_MS`
- * (and leases are only taken from plenty, a quarter of what is there).
+ * (and leases are only taken from plenty, a quarter of what is there, and
+ * only for buckets of at least 500 tokens/s: the scripts use the same 2 ms).
  */
 const LEASE_TTL_MS = 2
 
-/** The changes this process wants in Redis and could not make yet (Redis was unavailable). */
-interface Unsent {
-  scale?: number
-  pressure?: BackpressureLevel
-  levels?: Map<string, readonly [BackpressureLevel, number] | undefined>
+/**
+ * What this process set in Redis, with the Redis time each setting counts
+ * from (`""` while not yet taken). If Redis loses the bucket, every process
+ * sets again what it had set; the scripts keep the newest of each, so a
+ * pause, a manual scale or a coordinator's level survives a flush or a
+ * restart. A forgotten coordinator stays as a tombstone (bounded), so a
+ * stale level of another process cannot come back over it.
+ */
+interface Own {
+  scale?: readonly [number, string]
+  pressure?: readonly [BackpressureLevel, string]
+  readonly levels: Map<string, readonly [level: BackpressureLevel | undefined, scale: number, at: string]>
 }
+
+const MAX_TOMBSTONES = 1024
 
 class Shared {
   readonly name: string
@@ -102,7 +112,9 @@ class Shared {
   timer = false
   wake: Deferred.Deferred<void> | undefined = undefined
   timeline: Timeline = { gen: "", frontier: 0, rate: 0, at: 0, epoch: -1 }
-  unsent: Unsent | undefined = undefined
+  own: Own = { levels: new Map() }
+  /** Some of `own` may not be in Redis (Redis was unavailable, or lost the bucket). */
+  dirty = false
   degraded = false
   errors = 0
   /** Tokens due now that Redis leased to this process: handed out without a round trip. */
@@ -280,6 +292,11 @@ export const make = (
       if (again.length > 0) {
         s.pending.unshift(...again)
         startFlush(s)
+      }
+      // the new bucket knows nothing of what this process had set
+      if (ownOps(s).length > 0 && !s.dirty) {
+        s.dirty = true
+        runFork(resend(s))
       }
     }
 
@@ -482,34 +499,69 @@ export const make = (
       runFork(Effect.ignore(control(s, "release", ticket, tokens, gen)))
     }
 
-    const remember = (s: Shared, change: (unsent: Unsent) => void): void => {
-      change(s.unsent ??= {})
+    /** The operation that sets again what `own` holds, one per setting. */
+    const ownOps = (s: Shared): Array<Scripts.Control> => {
+      const own = s.own
+      const ops: Array<Scripts.Control> = []
+      if (own.scale !== undefined) ops.push(["scale", own.scale[0], own.scale[1]])
+      if (own.pressure !== undefined) ops.push(["pressure", own.pressure[0], own.pressure[1]])
+      for (const [coordinator, [level, scale, at]] of own.levels) {
+        ops.push(level === undefined ? ["forget", coordinator, at] : ["level", coordinator, level, scale, at])
+      }
+      return ops
     }
 
-    const resend = (s: Shared): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        const unsent = s.unsent
-        if (unsent === undefined) return Effect.void
-        s.unsent = undefined
-        const ops: Array<Scripts.Control> = []
-        if (unsent.scale !== undefined) ops.push(["scale", unsent.scale])
-        if (unsent.pressure !== undefined) ops.push(["pressure", unsent.pressure])
-        for (const [coordinator, level] of unsent.levels ?? []) {
-          ops.push(level === undefined ? ["forget", coordinator] : ["level", coordinator, level[0], level[1]])
+    /** Records in `own` the setting `op` made, counting from `at` (`""`: not yet taken). */
+    const record = (s: Shared, op: Scripts.Control, at: string): void => {
+      const own = s.own
+      switch (op[0]) {
+        case "scale":
+          own.scale = [op[1], at]
+          break
+        case "pressure": {
+          const level = parseLevel(op[1])
+          if (Result.isSuccess(level)) own.pressure = [level.success, at]
+          break
         }
-        return Effect.forEach(ops, (op) => apply(s, op, () => {}), { discard: true })
+        case "level":
+          own.levels.delete(op[1])
+          own.levels.set(op[1], [op[2] as BackpressureLevel, op[3], at])
+          break
+        case "forget": {
+          own.levels.delete(op[1])
+          own.levels.set(op[1], [undefined, 1, at])
+          let tombstones = 0
+          for (const [, [level]] of own.levels) if (level === undefined) tombstones++
+          for (const [coordinator, [level]] of own.levels) {
+            if (tombstones <= MAX_TOMBSTONES) break
+            if (level === undefined) {
+              own.levels.delete(coordinator)
+              tombstones--
+            }
+          }
+        }
+      }
+    }
+
+    /** Sends what `own` holds again (Redis was unavailable, or lost the bucket). */
+    const resend = (s: Shared): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        s.dirty = false
+        for (const op of ownOps(s)) yield* apply(s, op)
       })
 
-    /** Sends a change; if Redis is unavailable, keeps it to send when Redis is back. */
-    const apply = (s: Shared, op: Scripts.Control, keep: (unsent: Unsent) => void): Effect.Effect<void> =>
+    /** Sends a setting and records it; if Redis is unavailable, it is sent again when Redis is back. */
+    const apply = (s: Shared, op: Scripts.Control): Effect.Effect<void> =>
       Effect.gen(function*() {
         const result = yield* Effect.result(control(s, ...op))
         if (Result.isSuccess(result)) {
+          record(s, op, result.success[12])
           adopt(s, result.success, nowMs())
           retime(s)
           return
         }
-        remember(s, keep)
+        record(s, op, op[op.length - 1] as string)
+        s.dirty = true
         yield* Effect.logWarning(
           `shared bucket ${s.name}: Redis unavailable, ${op[0]} change kept to send when it is back`,
           result.failure.cause
@@ -544,9 +596,11 @@ export const make = (
         const heartbeat = tick % Math.max(1, Math.floor(ttlMs / 3000)) === 0
         for (const s of buckets.values()) {
           if (s.degraded) continue
-          if (s.unsent !== undefined) yield* resend(s)
-          // pub/sub is lossy: while waiters are parked, look again every second
-          if (heartbeat || s.first < s.reserved.length) yield* Effect.ignore(refresh(s))
+          if (s.dirty) yield* resend(s)
+          // pub/sub is lossy: while waiters are parked, or this process holds settings a lost
+          // bucket would forget (a pause, a level), look again every second
+          const holds = s.own.scale !== undefined || s.own.levels.size > 0
+          if (heartbeat || holds || s.first < s.reserved.length) yield* Effect.ignore(refresh(s))
         }
       }
     })
@@ -747,7 +801,7 @@ export const make = (
         Number.isFinite(scale)
           ? withShared(provider, "scale adjustment", (s) => {
             const clamped = scale < 0 ? 0 : scale > 1 ? 1 : scale
-            return apply(s, ["scale", clamped], (unsent) => (unsent.scale = clamped))
+            return apply(s, ["scale", clamped, ""])
           })
           : Effect.fail(new InvalidScale({ provider, scale })),
 
@@ -758,7 +812,7 @@ export const make = (
           const next = parsed.success
           return withShared(provider, "pressure state", (s) => {
             s.local.pressure = next
-            return apply(s, ["pressure", next], (unsent) => (unsent.pressure = next))
+            return apply(s, ["pressure", next, ""])
           })
         }),
 
@@ -817,19 +871,9 @@ export const make = (
 
     const levels: CoordinatorLevels["Service"] = {
       report: (provider, coordinatorId, level, scale) =>
-        withShared(provider, "coordinator level", (s) =>
-          apply(
-            s,
-            ["level", coordinatorId, level, scale],
-            (unsent) => (unsent.levels ??= new Map()).set(coordinatorId, [level, scale])
-          )),
+        withShared(provider, "coordinator level", (s) => apply(s, ["level", coordinatorId, level, scale, ""])),
       forget: (provider, coordinatorId) =>
-        withShared(provider, "coordinator level", (s) =>
-          apply(
-            s,
-            ["forget", coordinatorId],
-            (unsent) => (unsent.levels ??= new Map()).set(coordinatorId, undefined)
-          ))
+        withShared(provider, "coordinator level", (s) => apply(s, ["forget", coordinatorId, ""]))
     }
 
     return [coordinator, levels] as const

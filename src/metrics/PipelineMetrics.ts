@@ -42,6 +42,16 @@ export const pipelineMetricNames: ReadonlyArray<{
     help: "Tokens granted to a waiter interrupted before it resumed, given back"
   },
   { name: "pipeline_rate_waiters", type: "gauge", help: "Acquirers waiting for tokens" },
+  {
+    name: "pipeline_rate_shared_degraded",
+    type: "gauge",
+    help: "1 while the provider runs on its local fallback bucket (its Redis unavailable)"
+  },
+  {
+    name: "pipeline_rate_redis_errors_total",
+    type: "counter",
+    help: "Redis calls of the shared bucket that failed or timed out"
+  },
   { name: "pipeline_rate_wait_seconds", type: "histogram", help: "Seconds from acquire to grant" }
 ]
 

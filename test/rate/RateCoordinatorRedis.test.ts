@@ -3,6 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { CoordinatorLevels, RateCoordinator } from "market-data-pipeline"
+import { captureLogs } from "../feedback/helpers.ts"
 
 const url = "redis://127.0.0.1:6379"
 let counter = 0
@@ -184,6 +185,15 @@ describe("RateCoordinator.layerRedis (the machine's Redis)", () => {
       yield* two.registerProvider("p", { capacity: 2, refillRate: 1 }) // a second worker starts
       assert.isFalse(yield* two.tryAcquire("p")) // the bucket was not refilled
       yield* first.levels.report("p", "A", "soft", 0.5)
+      // other options from another worker: reported, and in force for every process
+      const logs = captureLogs()
+      yield* two.registerProvider("p", { capacity: 4, refillRate: 2 }).pipe(Effect.provide(logs.layer))
+      assert.isTrue(
+        logs.lines.some((line) =>
+          line.level === "Warn" && line.message.includes("was registered with other options (capacity 2, 1/s)")
+        )
+      )
+      assert.strictEqual((yield* one.state("p")).baseRate, 2)
       yield* one.setBudgetScale("p", 0.5)
       const keys = yield* redis.send<Array<string>>("KEYS", `{${prefix}:rl:*`)
       assert.deepStrictEqual([...keys].sort(), [`{${prefix}:rl:p}:b`, `{${prefix}:rl:p}:c`])

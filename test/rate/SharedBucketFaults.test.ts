@@ -68,6 +68,30 @@ const countIn = (times: ReadonlyArray<number>, from: number, to: number) =>
 
 describe("shared buckets: Redis faults", () => {
   it.live(
+    "allow (an explicit fail-open): with Redis down every acquire is granted at once",
+    () =>
+      quiet(Effect.gen(function*() {
+        const server = yield* privateRedis
+        const prefix = uniquePrefix("allow")
+        yield* deleteKeysAtEnd(server.url, prefix)
+        const { coordinator } = yield* buildCoordinator(server.url, {
+          prefix,
+          onUnavailable: "allow",
+          timeout: "200 millis"
+        })
+        yield* coordinator.registerProvider("a", { capacity: 1, refillRate: 1 })
+        yield* coordinator.acquire("a")
+        yield* server.kill
+        // at 1/s these 5 would take 5 s; fail-open grants them as the calls fail
+        const started = Date.now()
+        for (let i = 0; i < 5; i++) yield* coordinator.acquire("a")
+        assert.isTrue(yield* coordinator.tryAcquire("a"))
+        assert.isAtMost(Date.now() - started, 5 * 1000 - 1)
+      })),
+    TEST_TIMEOUT
+  )
+
+  it.live(
     "wait (default): waiters parked while Redis is down keep waiting, then are granted after a restart",
     () =>
       quiet(Effect.gen(function*() {

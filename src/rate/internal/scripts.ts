@@ -116,13 +116,17 @@ export type Reply = [
   created: 0 | 1,
   /** Tokens leased after the reservation (`acquire` with a lease asked for), from ticket `issuedBefore + cost`. */
   leased: number,
-  /** When the setting this call made counts from (Redis ms), for `scale`, `pressure`, `level`, `forget`. */
+  /**
+   * When the setting this call made counts from (Redis ms), for `scale`,
+   * `pressure`, `level`, `forget`; for a `configure` that changed another
+   * process's configuration, what it was: `burst|base`.
+   */
   stamped: string
 ]
 
 const reply = `
 return { granted, fmt(f), fmt(rate()), fmt(issuedBefore), epoch, gen, fmt(base), fmt(burst), fmt(math.min(scale, cscale)),
-  worse(level, clevel), created and 1 or 0, leased, fmt(stamped) }
+  worse(level, clevel), created and 1 or 0, leased, type(stamped) == 'string' and stamped or fmt(stamped) }
 `
 
 /**
@@ -210,6 +214,7 @@ if op == 'configure' then
   local b, r = tonumber(ARGV[8]), tonumber(ARGV[7])
   if created or b ~= burst or r ~= base then
     granted = created and 0 or 1
+    stamped = fmt(burst) .. '|' .. fmt(base)
     base = r
     if b ~= burst then avail = math.min(avail, b) end
     burst = b

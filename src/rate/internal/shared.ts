@@ -302,13 +302,19 @@ export const make = (
 
     /** Adopts what Redis answered: the timeline if it is not older than the one known, and the shared state. */
     const adopt = (s: Shared, reply: Scripts.Reply, at: number): void => {
-      const [, frontier, rate, , epoch, gen, base, , scale, level] = reply
+      const [, frontier, rate, , epoch, gen, base, burst, scale, level] = reply
       const tl = s.timeline
       if (gen !== tl.gen) {
         s.timeline = { gen, frontier: Number(frontier), rate: Number(rate), at, epoch }
         if (tl.gen !== "") regenerate(s, gen)
       } else if (epoch >= tl.epoch) {
         s.timeline = { gen, frontier: Number(frontier), rate: Number(rate), at, epoch }
+      }
+      // another process may have registered the provider with other options: they are in force here too
+      const config = s.local.config
+      if (config.refillRate !== Number(base) || config.capacity !== Number(burst)) {
+        s.local.config = { ...config, refillRate: Number(base), capacity: Number(burst) }
+        s.head = { ...s.head, base: Number(base), burst: Number(burst) }
       }
       s.local.scale = Number(scale)
       s.local.rate = Number(base) * Number(scale)
@@ -746,8 +752,8 @@ export const make = (
           }
           const reply = result.success
           adopt(s, reply, nowMs())
-          const [granted, , , , , , base, burst] = reply
-          if (granted === 1) {
+          if (reply[0] === 1) {
+            const [burst, base] = reply[12].split("|")
             return yield* Effect.logWarning(
               `shared provider ${name} was registered with other options (capacity ${burst}, ${base}/s); ` +
                 `now capacity ${config.capacity}, ${config.refillRate}/s for every process`

@@ -29,6 +29,12 @@ export class CoordinatorLevels extends Context.Service<CoordinatorLevels, {
     level: BackpressureLevel,
     scale: number
   ) => Effect.Effect<void>
-  /** `coordinatorId` no longer counts (cleared by an operator, or its level expired). */
+  /**
+   * This process's report of `coordinatorId` no longer counts (its level
+   * expired here, or it left this process's table); a newer report of
+   * another process stays.
+   */
   readonly forget: (provider: string, coordinatorId: string) => Effect.Effect<void>
+  /** An operator clears `coordinatorId` for every process; true if a level was stored. */
+  readonly clear: (provider: string, coordinatorId: string) => Effect.Effect<boolean>
 }>()("market-data-pipeline/CoordinatorLevels") {}

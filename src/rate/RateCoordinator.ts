@@ -17,6 +17,7 @@ import type {
   AcquireError,
   InvalidCooldown,
   InvalidProviderOptions,
+  InvalidRedisOptions,
   InvalidScale,
   UnknownProvider
 } from "./RateError.ts"
@@ -218,7 +219,7 @@ export class RateCoordinator extends Context.Service<RateCoordinator, {
    */
   static readonly layerRedis = (
     options?: RedisCoordinatorOptions
-  ): Layer.Layer<RateCoordinator | CoordinatorLevels, never, Redis.Redis> =>
+  ): Layer.Layer<RateCoordinator | CoordinatorLevels, InvalidRedisOptions, Redis.Redis> =>
     Layer.effectContext(Effect.map(
       makeShared(options),
       ([coordinator, levels]) => Context.make(RateCoordinator, coordinator).pipe(Context.add(CoordinatorLevels, levels))

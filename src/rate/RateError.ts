@@ -179,6 +179,26 @@ export class SharedBucketUnavailable extends Data.TaggedError("SharedBucketUnava
 }
 
 /**
+ * Options of `RateCoordinator.layerRedis` that cannot work: an unknown
+ * `onUnavailable` policy, a local share outside (0, 1], a timeout or key TTL
+ * that is not a positive duration.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidRedisOptions extends Data.TaggedError("InvalidRedisOptions")<{
+  readonly option: string
+  readonly value: unknown
+  readonly expected: string
+}> {
+  override get message(): string {
+    return `RateCoordinator.layerRedis option ${this.option} must be ${this.expected}, got ${
+      typeof this.value === "object" ? JSON.stringify(this.value) : String(this.value)
+    }`
+  }
+}
+
+/**
  * Why an `acquire` or `tryAcquire` failed.
  *
  * @since 0.1.0

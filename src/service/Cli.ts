@@ -26,6 +26,7 @@ import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { FeedbackSettings } from "../feedback/FeedbackSettings.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
 import { RateCoordinator, type RedisUnavailablePolicy } from "../rate/RateCoordinator.ts"
+import type { InvalidRedisOptions } from "../rate/RateError.ts"
 import { UnifiedRuntime } from "../runtime/UnifiedRuntime.ts"
 import { version } from "../version.ts"
 import * as HttpApi from "./HttpApi.ts"
@@ -35,6 +36,8 @@ import * as SimulatedStore from "./SimulatedStore.ts"
 import * as Simulation from "./Simulation.ts"
 
 const positive = Schema.Finite.check(Schema.isGreaterThan(0))
+
+const unavailablePattern = /^(wait|fail|allow|local:(0?\.\d*[1-9]\d*|1(\.0*)?))$/
 
 const flag = <A>(self: Flag.Flag<A>, description: string, variable: Config.Config<A>, fallback: A) =>
   self.pipe(Flag.withDescription(description), Flag.withFallbackConfig(variable), Flag.withDefault(fallback))
@@ -97,7 +100,7 @@ const options = {
   ),
   redisOnUnavailable: flag(
     Flag.String("redis-on-unavailable").pipe(
-      Flag.withSchema(Schema.String.check(Schema.isPattern(/^(wait|fail|allow|local:(0?\.\d*[1-9]\d*|1(\.0*)?))$/)))
+      Flag.withSchema(Schema.String.check(Schema.isPattern(unavailablePattern)))
     ),
     "while Redis is unreachable: wait, fail, allow, or local:SHARE (a local bucket at SHARE of the rate) " +
       "(env MDP_REDIS_ON_UNAVAILABLE)",
@@ -224,6 +227,13 @@ const checkSettings = (opts: RunOptions) =>
           "set a token, or pass --allow-unauthenticated to accept feedback from the network without one"
       })
     }
+    // the flag's schema checks --redis-on-unavailable; this checks MDP_REDIS_ON_UNAVAILABLE too
+    if (!unavailablePattern.test(opts.redisOnUnavailable)) {
+      return yield* new StartupError({
+        message: `--redis-on-unavailable (MDP_REDIS_ON_UNAVAILABLE) ${JSON.stringify(opts.redisOnUnavailable)}: ` +
+          "expected wait, fail, allow or local:SHARE with SHARE in (0, 1]"
+      })
+    }
     yield* checkOutput("chart", opts.chart)
     yield* checkOutput("timeline", opts.timeline)
     return token
@@ -252,7 +262,7 @@ const runService = (opts: RunOptions) =>
         shutdownTimeout: Duration.seconds(opts.shutdownTimeout)
       }))
     )
-    const coordinator: Layer.Layer<RateCoordinator, Redis.RedisError> = opts.sharedBuckets
+    const coordinator: Layer.Layer<RateCoordinator, Redis.RedisError | InvalidRedisOptions> = opts.sharedBuckets
       ? RateCoordinator.layerRedis({
         prefix: opts.redisPrefix,
         onUnavailable: unavailablePolicy(opts.redisOnUnavailable)
@@ -332,6 +342,7 @@ const runService = (opts: RunOptions) =>
         yield* Effect.raceFirst(stop, statusLoop).pipe(Effect.onExit(() => report))
       }).pipe(Effect.provide(layer))
     ).pipe(
+      Effect.catchTag("InvalidRedisOptions", (error) => Effect.fail(new StartupError({ message: error.message }))),
       // only building the shared buckets' connection fails with a RedisError
       Effect.catchTag("RedisError", (error) =>
         Effect.fail(

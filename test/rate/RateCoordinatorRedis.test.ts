@@ -162,7 +162,9 @@ describe("RateCoordinator.layerRedis (the machine's Redis)", () => {
           assert.deepStrictEqual([state.scale, state.pressure], [0, "hard"])
         }
         yield* levels(two).report("p", "C", "soft", 0.5)
-        yield* levels(two).forget("p", "A") // an operator cleared A in process 2
+        yield* levels(two).forget("p", "A") // process 2 never reported A: its forget leaves it
+        assert.strictEqual((yield* one.coordinator.state("p")).scale, 0)
+        assert.isTrue(yield* levels(two).clear("p", "A")) // an operator cleared A in process 2
         for (const p of [one, two]) {
           const state = yield* p.coordinator.state("p")
           assert.deepStrictEqual([state.scale, state.pressure, state.rate], [0.5, "soft", 25])
@@ -227,4 +229,69 @@ describe("RateCoordinator.layerRedis (the machine's Redis)", () => {
       assert.isBelow(performance.now() - start, 600)
     }).pipe(Effect.scoped, Effect.provide(redisFor(prefix)))
   }, { timeout: 30_000 })
+
+  it.live("a waiter given back in the middle of the line moves up those behind it, never those ahead", () => {
+    const prefix = freshPrefix()
+    return Effect.gen(function*() {
+      const { coordinator } = yield* process_(prefix)
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 5 })
+      assert.isTrue(yield* coordinator.tryAcquire("p"))
+      const start = performance.now()
+      const at: Array<number> = []
+      const fibers: Array<Fiber.Fiber<void, unknown>> = []
+      for (let i = 0; i < 10; i++) {
+        fibers.push(
+          yield* Effect.forkChild(Effect.tap(coordinator.acquire("p"), () =>
+            Effect.sync(() => {
+              at[i] = performance.now() - start
+            })))
+        )
+        yield* Effect.yieldNow
+      }
+      yield* Effect.sleep("60 millis")
+      // waiters 5..8 (due at 1.0..1.6 s) give their tickets back
+      for (const i of [4, 5, 6, 7]) yield* Fiber.interrupt(fibers[i]!)
+      yield* Effect.sleep("500 millis")
+      // at 5/s from an empty bucket: 2 due by 0.4 s, 3 by 0.6 s; those ahead did not move up
+      assert.isAtMost(at.filter((t) => t !== undefined).length, 3, JSON.stringify(at))
+      yield* Fiber.join(fibers[9]!)
+      // those behind moved up by the four given back: the 10th is due at 1.2 s, not 2.0 s
+      assert.isBelow(at[9]!, 1700, JSON.stringify(at))
+      assert.isAbove(at[9]!, 1000, JSON.stringify(at))
+    }).pipe(Effect.scoped, Effect.provide(redisFor(prefix)))
+  }, { timeout: 30_000 })
+
+  it.live("a level that is not a level is ignored, never stored (it would break the worst-of for everyone)", () => {
+    const prefix = freshPrefix()
+    return Effect.gen(function*() {
+      const p = yield* process_(prefix)
+      yield* p.coordinator.registerProvider("p", { capacity: 5, refillRate: 50 })
+      yield* p.levels.report("p", "A", "loud" as never, 0)
+      yield* p.levels.report("p", "B", "soft", Number.NaN)
+      assert.strictEqual((yield* p.coordinator.state("p")).scale, 1)
+      yield* p.levels.report("p", "A", "hard", 0)
+      assert.strictEqual((yield* p.coordinator.state("p")).scale, 0)
+    }).pipe(Effect.scoped, Effect.provide(redisFor(prefix)))
+  }, { timeout: 30_000 })
+
+  it.live("options that cannot work fail the layer with InvalidRedisOptions naming them", () =>
+    Effect.gen(function*() {
+      for (
+        const [options, option] of [
+          [{ onUnavailable: "bogus" as never }, "onUnavailable"],
+          [{ onUnavailable: { local: 0 } }, "onUnavailable"],
+          [{ onUnavailable: { local: 1.5 } }, "onUnavailable"],
+          [{ timeout: -1 }, "timeout"],
+          [{ keyTtl: 0 }, "keyTtl"]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(
+          Layer.build(
+            RateCoordinator.layerRedis(options).pipe(Layer.provide(NodeRedis.layer({ url, disableOfflineQueue: true })))
+          ).pipe(Effect.scoped)
+        )
+        assert.strictEqual(error._tag, "InvalidRedisOptions")
+        assert.include(error.message, option)
+      }
+    }), { timeout: 30_000 })
 })

@@ -338,6 +338,7 @@ describe("the service under attack", () => {
         await refused([], { MDP_HTTP_TOKEN: "  " }, "MDP_HTTP_TOKEN must not be empty or blank")
         await refused([], { MDP_HTTP_TOKEN: "two words" }, "MDP_HTTP_TOKEN must not contain white space")
         await refused(["--host", "0.0.0.0"], {}, "--host 0.0.0.0 is not a loopback address")
+        await refused([], { MDP_REDIS_ON_UNAVAILABLE: "bogus" }, "MDP_REDIS_ON_UNAVAILABLE) \"bogus\": expected wait")
         await refused(["--chart", "/nonexistent-dir/loop.svg"], {}, "--chart /nonexistent-dir/loop.svg: folder")
         await refused(["--timeline", tmpdir()], {}, `--timeline ${tmpdir()}: is a folder`)
         // explicit opt-in, and a warning when no token is set

@@ -129,14 +129,7 @@ export const run = (
     }
     // cleared or expired: the bus's cache lets go of them too, so no table keeps a dead store's place
     const forgetInBus = (slots: ReadonlyArray<Slot>): Effect.Effect<void> =>
-      Effect.forEach(
-        slots,
-        (slot) =>
-          shared === undefined
-            ? bus.forget(slot.coordinatorId)
-            : Effect.andThen(bus.forget(slot.coordinatorId), shared.forget(provider, slot.coordinatorId)),
-        { discard: true }
-      )
+      Effect.forEach(slots, (slot) => bus.forget(slot.coordinatorId), { discard: true })
     const ramp = yield* FiberHandle.make<void, never>()
     const rampDuration = options.recovery === undefined
       ? undefined
@@ -229,6 +222,17 @@ export const run = (
     const clear = (coordinatorId: string): Effect.Effect<boolean> =>
       Effect.uninterruptible(Effect.suspend(() => {
         const slot = table.get(coordinatorId)
+        if (shared !== undefined) {
+          // shared levels: an operator clears the coordinator for every process, whichever heard it
+          if (slot !== undefined) drop(slot)
+          return Effect.map(
+            Effect.all([
+              Effect.forEach(slot === undefined ? [] : [slot], (s) => bus.forget(s.coordinatorId)),
+              shared.clear(provider, coordinatorId)
+            ]),
+            ([, cleared]) => cleared || slot !== undefined
+          )
+        }
         if (slot === undefined) return Effect.succeed(false)
         drop(slot)
         return Effect.andThen(
@@ -261,8 +265,14 @@ export const run = (
               })`
           )
         )
+        const forgotten = shared === undefined
+          ? forgetInBus(expired)
+          : Effect.andThen(
+            forgetInBus(expired),
+            Effect.forEach(expired, (slot) => shared.forget(provider, slot.coordinatorId), { discard: true })
+          )
         return Effect.andThen(
-          Effect.all([forgetInBus(expired), ...warnings], { discard: true }),
+          Effect.all([forgotten, ...warnings], { discard: true }),
           Effect.uninterruptible(settleNow)
         )
       })

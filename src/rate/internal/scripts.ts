@@ -30,7 +30,7 @@ local function fmt(x) return string.format('%.17g', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local h = redis.call('HMGET', KEYS[1], 'avail', 'ts', 'issued', 'base', 'burst', 'scale', 'cscale', 'epoch', 'gen', 'level',
-  'clevel', 'scale_at', 'level_at')
+  'clevel', 'scale_at', 'level_at', 'holes')
 local created = h[4] == false
 local base = tonumber(h[4] or ARGV[1])
 local burst = tonumber(h[5] or ARGV[2])
@@ -47,6 +47,10 @@ local clevel = h[11] or 'ok'
 -- sets again what it had set, and the newest setting wins whatever order they arrive in
 local scaleAt = tonumber(h[12] or 0)
 local levelAt = tonumber(h[13] or 0)
+-- tickets given back ahead of the frontier, {start, size} by start: the frontier skips them when it
+-- gets there, so every waiter behind moves up and none ahead does
+local holes = {}
+for a, b in string.gmatch(h[14] or '', '([^:,]+):([^,]+)') do holes[#holes + 1] = { tonumber(a), tonumber(b) } end
 local ttl = tonumber(ARGV[3])
 -- an operation's time: now, or the time of the original setting being restored
 local function stamp(arg) if arg == nil or arg == '' then return now end return tonumber(arg) end
@@ -59,11 +63,20 @@ local function settle()
   end
   -- a real pause: nothing is granted, not even an idle burst
   if rate() == 0 and avail > 0 then avail = 0 end
+  while #holes > 0 and holes[1][1] <= issued + avail + 1e-9 do
+    avail = math.min(burst, avail + holes[1][2])
+    table.remove(holes, 1)
+  end
+end
+local function holesText()
+  local parts = {}
+  for i = 1, #holes do parts[i] = fmt(holes[i][1]) .. ':' .. fmt(holes[i][2]) end
+  return table.concat(parts, ',')
 end
 local function save()
   redis.call('HSET', KEYS[1], 'avail', fmt(avail), 'ts', fmt(ts), 'issued', fmt(issued), 'base', fmt(base),
     'burst', fmt(burst), 'scale', fmt(scale), 'cscale', fmt(cscale), 'epoch', epoch, 'gen', gen, 'level', level,
-    'clevel', clevel, 'scale_at', fmt(scaleAt), 'level_at', fmt(levelAt))
+    'clevel', clevel, 'scale_at', fmt(scaleAt), 'level_at', fmt(levelAt), 'holes', holesText())
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
@@ -72,7 +85,8 @@ local function frontier() return issued + avail end
 local function changed()
   epoch = epoch + 1
   save()
-  redis.call('PUBLISH', ARGV[4], gen .. '|' .. fmt(frontier()) .. '|' .. fmt(rate()) .. '|' .. epoch .. '|' .. ARGV[5])
+  redis.call('PUBLISH', ARGV[4],
+    gen .. '|' .. fmt(frontier()) .. '|' .. fmt(rate()) .. '|' .. epoch .. '|' .. holesText() .. '|' .. ARGV[5])
 end
 local ranks = { ok = 0, soft = 1, hard = 2 }
 local function worse(a, b) if ranks[a] >= ranks[b] then return a end return b end
@@ -95,10 +109,19 @@ local function newer(coordinator, at)
   local b = string.find(entry, '|', a + 1, true)
   return tonumber(string.sub(entry, b + 1)) > at
 end
+-- a bucket Redis lost and a call other than a registration creates again starts empty and refills
+-- only after a grace of 2 s: time for every process to set again what it had set (a pause, a level)
+if created and ARGV[6] ~= 'configure' then
+  -- as 2 s of debt, so the frontier stays a straight line every process can time its waiters by
+  avail = -rate() * 2000
+end
 settle()
 -- a bucket created anew (first use, or Redis lost it): every process hears of it, and sets again
--- what it had set
-if created then changed() end
+-- what it had set; levels that survived in their own key count at once
+if created then
+  coordinators()
+  changed()
+end
 `
 
 /** What every script answers: the timeline and the shared state after the call. @internal */
@@ -121,12 +144,14 @@ export type Reply = [
    * `pressure`, `level`, `forget`; for a `configure` that changed another
    * process's configuration, what it was: `burst|base`.
    */
-  stamped: string
+  stamped: string,
+  /** Tickets given back ahead of the frontier: `start:size,…`, by start. */
+  holes: string
 ]
 
 const reply = `
 return { granted, fmt(f), fmt(rate()), fmt(issuedBefore), epoch, gen, fmt(base), fmt(burst), fmt(math.min(scale, cscale)),
-  worse(level, clevel), created and 1 or 0, leased, type(stamped) == 'string' and stamped or fmt(stamped) }
+  worse(level, clevel), created and 1 or 0, leased, type(stamped) == 'string' and stamped or fmt(stamped), holesText() }
 `
 
 /**
@@ -193,7 +218,7 @@ export type Control =
 
 /**
  * Changes the bucket (or only reads it, `state`) and, on a change,
- * publishes `gen|frontier|rate|epoch|provider` on the control channel. A
+ * publishes `gen|frontier|rate|epoch|holes|provider` on the control channel. A
  * setting (`scale`, `pressure`, `level`, `forget`) carries the time it was
  * made (`""` = now): an older one than the bucket holds is ignored, so
  * processes setting again what they had set, after Redis lost the bucket,
@@ -242,7 +267,11 @@ elseif op == 'pressure' then
   stamped = at
 elseif op == 'level' then
   local at = stamp(ARGV[10])
-  if not newer(ARGV[7], at) then
+  local scaleOf = tonumber(ARGV[9])
+  if ranks[ARGV[8]] == nil or scaleOf == nil or scaleOf ~= scaleOf or scaleOf < 0 or scaleOf > 1 then
+    -- not a level: never written (it would break the worst-of for everyone)
+    save()
+  elseif not newer(ARGV[7], at) then
     redis.call('HSET', KEYS[2], ARGV[7], ARGV[8] .. '|' .. ARGV[9] .. '|' .. fmt(at))
     coordinators()
     changed()
@@ -252,17 +281,38 @@ elseif op == 'level' then
   stamped = at
 elseif op == 'forget' then
   local at = stamp(ARGV[8])
-  if not newer(ARGV[7], at) then redis.call('HDEL', KEYS[2], ARGV[7]) end
+  if not newer(ARGV[7], at) then granted = redis.call('HDEL', KEYS[2], ARGV[7]) end
   coordinators()
   changed()
   stamped = at
 elseif op == 'release' then
-  -- tokens of an interrupted waiter: the last reservation is undone exactly, an
-  -- earlier one moves everyone behind it up; a bucket created since knows nothing of it
+  -- tokens of an interrupted waiter, tickets (finish - cost, finish]; a bucket created since knows nothing of them
   if ARGV[9] == gen then
     local finish, cost = tonumber(ARGV[7]), tonumber(ARGV[8])
-    if math.abs(finish - issued) < 1e-6 then issued = issued - cost end
-    avail = math.min(burst, avail + cost)
+    local start = finish - cost
+    local f = frontier()
+    if math.abs(finish - issued) < 1e-6 then
+      -- the last reservation: undone exactly, and the holes it leaves at the end with it
+      issued = issued - cost
+      avail = math.min(burst, avail + cost)
+      while #holes > 0 and math.abs(holes[#holes][1] + holes[#holes][2] - issued) < 1e-6 do
+        issued = issued - holes[#holes][2]
+        avail = math.min(burst, avail + holes[#holes][2])
+        table.remove(holes)
+      end
+    elseif finish <= f + 1e-9 then
+      -- already due: the tokens go back into the bucket
+      avail = math.min(burst, avail + cost)
+    else
+      -- ahead of the frontier (a part already due is not given back): a hole for the frontier to skip
+      local from = math.max(start, f)
+      local at = #holes + 1
+      for i = 1, #holes do if holes[i][1] > from then at = i break end end
+      table.insert(holes, at, { from, finish - from })
+      -- few holes: beyond 64 the furthest are dropped (their tokens are not given back)
+      while #holes > 64 do table.remove(holes) end
+    end
+    settle()
     changed()
   end
 else

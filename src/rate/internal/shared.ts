@@ -35,6 +35,7 @@ import {
   CircuitOpen,
   CoordinatorClosed,
   InvalidCooldown,
+  InvalidRedisOptions,
   InvalidScale,
   ProviderInCooldown,
   SharedBucketUnavailable,
@@ -57,13 +58,25 @@ interface Waiter {
   gen: string
 }
 
-/** Where the frontier stood at local time `at` (ms), and how fast it moves (tokens/ms). */
+/**
+ * Where the frontier stood at local time `at` (ms), how fast it moves
+ * (tokens/ms), and the tickets given back ahead of it, which it skips.
+ */
 interface Timeline {
   gen: string
   frontier: number
   rate: number
   at: number
   epoch: number
+  holes: ReadonlyArray<readonly [start: number, size: number]>
+}
+
+const parseHoles = (text: string): ReadonlyArray<readonly [number, number]> => {
+  if (text === "") return []
+  return text.split(",").map((hole) => {
+    const [start, size] = hole.split(":")
+    return [Number(start), Number(size)] as const
+  })
 }
 
 /** Leased tickets (`next`, `end`] of generation `gen`, leased at local time `at` (ms). */
@@ -111,8 +124,12 @@ class Shared {
   flushing = false
   timer = false
   wake: Deferred.Deferred<void> | undefined = undefined
-  timeline: Timeline = { gen: "", frontier: 0, rate: 0, at: 0, epoch: -1 }
+  timeline: Timeline = { gen: "", frontier: 0, rate: 0, at: 0, epoch: -1, holes: [] }
   own: Own = { levels: new Map() }
+  /** The batch whose reservation is in flight. */
+  inflight: ReadonlyArray<Waiter> = []
+  /** Releases Redis did not take (it was unavailable): sent again when it is back. */
+  releases: Array<readonly [ticket: number, tokens: number, gen: string]> = []
   /** Some of `own` may not be in Redis (Redis was unavailable, or lost the bucket). */
   dirty = false
   degraded = false
@@ -130,6 +147,14 @@ class Shared {
   }
 }
 
+/** Whether generation `a` (Redis `TIME` of the bucket's creation, `sec.usec`) is older than `b`. */
+const olderGen = (a: string, b: string): boolean => {
+  if (b === "") return false
+  const [as, au] = a.split(".").map(Number) as [number, number]
+  const [bs, bu] = b.split(".").map(Number) as [number, number]
+  return as < bs || (as === bs && au < bu)
+}
+
 const backoff = (attempt: number): Duration.Duration =>
   Duration.millis(Math.min(50 * 2 ** Math.min(attempt, 6), 2000) + Math.floor(Math.random() * 50))
 
@@ -138,7 +163,7 @@ export const make = (
   options: RedisCoordinatorOptions = {}
 ): Effect.Effect<
   readonly [RateCoordinator["Service"], CoordinatorLevels["Service"]],
-  never,
+  InvalidRedisOptions,
   Redis.Redis | Scope.Scope
 > =>
   Effect.gen(function*() {
@@ -147,8 +172,26 @@ export const make = (
     const context = yield* Effect.context<never>()
     const prefix = options.prefix ?? "mdp"
     const policy = options.onUnavailable ?? "wait"
-    const callTimeout = Duration.fromInputUnsafe(options.timeout ?? "250 millis")
-    const ttlMs = Duration.toMillis(Duration.fromInputUnsafe(options.keyTtl ?? "10 minutes"))
+    if (
+      typeof policy === "object"
+        ? !(typeof policy.local === "number" && policy.local > 0 && policy.local <= 1)
+        : !["wait", "fail", "allow"].includes(policy)
+    ) {
+      return yield* new InvalidRedisOptions({
+        option: "onUnavailable",
+        value: policy,
+        expected: `"wait", "fail", "allow" or { local: share } with share in (0, 1]`
+      })
+    }
+    const duration = (option: string, input: Duration.Input) =>
+      Effect.suspend(() => {
+        const parsed = Duration.fromInput(input)
+        return parsed._tag === "Some" && Duration.toMillis(parsed.value) > 0
+          ? Effect.succeed(parsed.value)
+          : Effect.fail(new InvalidRedisOptions({ option, value: input, expected: "a positive duration" }))
+      })
+    const callTimeout = yield* duration("timeout", options.timeout ?? "250 millis")
+    const ttlMs = Duration.toMillis(yield* duration("keyTtl", options.keyTtl ?? "10 minutes"))
     const channel = `${prefix}:rl:ctl`
     const runFork = yield* FiberSet.makeRuntime<never, void, never>()
     const fallback = typeof policy === "object" ? yield* makeLocal : undefined
@@ -207,13 +250,19 @@ export const make = (
       const frontier = frontierAt(tl, now)
       const slack = Math.max(1e-6, Math.abs(frontier) * 1e-12)
       let granted: Array<Waiter> | undefined
+      const holes = tl.holes
+      let hole = 0
+      let skipped = 0
       while (s.first < s.reserved.length) {
         const waiter = s.reserved[s.first]!
         if (waiter.status !== Status.Waiting || waiter.gen !== tl.gen) {
           s.first++
           continue
         }
-        if (waiter.ticket > frontier + slack) break
+        // the holes before this waiter's tickets are skipped by the frontier
+        const from = waiter.ticket - waiter.tokens
+        while (hole < holes.length && holes[hole]![0] + holes[hole]![1] <= from + slack) skipped += holes[hole++]![1]
+        if (waiter.ticket - skipped > frontier + slack) break
         s.first++
         take(s, waiter, now)
         ;(granted ??= []).push(waiter)
@@ -248,7 +297,9 @@ export const make = (
         if (waiter.status !== Status.Waiting) continue
         const tl = s.timeline
         if (tl.rate <= 0) return undefined
-        return Math.max(0, (waiter.ticket - frontierAt(tl, nowMs())) / tl.rate)
+        let skipped = 0
+        for (const [start, size] of tl.holes) if (start + size <= waiter.ticket - waiter.tokens) skipped += size
+        return Math.max(0, (waiter.ticket - skipped - frontierAt(tl, nowMs())) / tl.rate)
       }
       return undefined
     }
@@ -304,11 +355,13 @@ export const make = (
     const adopt = (s: Shared, reply: Scripts.Reply, at: number): void => {
       const [, frontier, rate, , epoch, gen, base, burst, scale, level] = reply
       const tl = s.timeline
+      if (gen !== tl.gen && olderGen(gen, tl.gen)) return
+      const next = { gen, frontier: Number(frontier), rate: Number(rate), at, epoch, holes: parseHoles(reply[13]) }
       if (gen !== tl.gen) {
-        s.timeline = { gen, frontier: Number(frontier), rate: Number(rate), at, epoch }
+        s.timeline = next
         if (tl.gen !== "") regenerate(s, gen)
       } else if (epoch >= tl.epoch) {
-        s.timeline = { gen, frontier: Number(frontier), rate: Number(rate), at, epoch }
+        s.timeline = next
       }
       // another process may have registered the provider with other options: they are in force here too
       const config = s.local.config
@@ -320,18 +373,27 @@ export const make = (
       s.local.rate = Number(base) * Number(scale)
       const parsed = parseLevel(level)
       if (Result.isSuccess(parsed)) s.local.pressure = parsed.success
+      retime(s)
     }
 
     const onControl = (message: string): void => {
       const parts = message.split("|")
-      if (parts.length < 5) return
-      const s = buckets.get(parts.slice(4).join("|"))
+      if (parts.length < 6) return
+      const s = buckets.get(parts.slice(5).join("|"))
       if (s === undefined) return
-      const [gen, frontier, rate, epoch] = parts as [string, string, string, string]
+      const [gen, frontier, rate, epoch, holes] = parts as [string, string, string, string, string]
       const tl = s.timeline
       if (gen === tl.gen && Number(epoch) <= tl.epoch) return
+      if (gen !== tl.gen && olderGen(gen, tl.gen)) return
       if (gen !== tl.gen && tl.gen !== "") regenerate(s, gen)
-      s.timeline = { gen, frontier: Number(frontier), rate: Number(rate), at: nowMs(), epoch: Number(epoch) }
+      s.timeline = {
+        gen,
+        frontier: Number(frontier),
+        rate: Number(rate),
+        at: nowMs(),
+        epoch: Number(epoch),
+        holes: parseHoles(holes)
+      }
       // a lease was taken under the old rate: a pause or a slower rate must not wait for it to run out
       if (s.lease !== undefined) dropLease(s)
       retime(s)
@@ -345,13 +407,17 @@ export const make = (
       runFork(flush(s))
     }
 
-    const settleBatch = (s: Shared, batch: ReadonlyArray<Waiter>, reply: Scripts.Reply, at: number): void => {
-      adopt(s, reply, at)
+    /** `sentAt`: when the call left, for the lease's age; the timeline counts from the reply's arrival. */
+    const settleBatch = (s: Shared, batch: ReadonlyArray<Waiter>, reply: Scripts.Reply, sentAt: number): void => {
+      const stale = reply[4] < s.timeline.epoch && reply[5] === s.timeline.gen
+      adopt(s, reply, nowMs())
       const gen = reply[5]
       let ticket = Number(reply[3])
       let cost = 0
       for (const waiter of batch) cost += waiter.tokens
-      installLease(s, reply, cost, at)
+      // a lease taken before a change this process already knows of (a pause) is given back at once
+      installLease(s, reply, cost, sentAt)
+      if (stale) dropLease(s)
       for (const waiter of batch) {
         ticket += waiter.tokens
         if (waiter.status === Status.Waiting) {
@@ -398,10 +464,13 @@ export const make = (
           const lease = Math.min(Math.max(2 * s.leaseUsed, cost, s.leaseSize), 1 << 20)
           s.leaseUsed = 0
           s.leaseSize = lease
+          s.inflight = batch
+          const sentAt = nowMs()
           const result = yield* Effect.result(call(s, acquireScript(s.keys, s.head, cost, "reserve", lease)))
+          s.inflight = []
           if (Result.isSuccess(result)) {
             attempt = 0
-            settleBatch(s, batch, result.success, nowMs())
+            settleBatch(s, batch, result.success, sentAt)
             continue
           }
           if (policy !== "wait") {
@@ -502,7 +571,12 @@ export const make = (
     // ---- giving tokens back, and changes Redis did not take yet
 
     const release = (s: Shared, ticket: number, tokens: number, gen: string): void => {
-      runFork(Effect.ignore(control(s, "release", ticket, tokens, gen)))
+      runFork(Effect.catch(Effect.asVoid(control(s, "release", ticket, tokens, gen)), () =>
+        Effect.sync(() => {
+          // kept until Redis is back; a bucket created meanwhile ignores it (its generation)
+          if (s.releases.length < 4096) s.releases.push([ticket, tokens, gen])
+          s.dirty = true
+        })))
     }
 
     /** The operation that sets again what `own` holds, one per setting. */
@@ -553,6 +627,9 @@ export const make = (
     const resend = (s: Shared): Effect.Effect<void> =>
       Effect.gen(function*() {
         s.dirty = false
+        const releases = s.releases
+        s.releases = []
+        for (const [ticket, tokens, gen] of releases) release(s, ticket, tokens, gen)
         for (const op of ownOps(s)) yield* apply(s, op)
       })
 
@@ -619,7 +696,7 @@ export const make = (
         closed = true
         const releases: Array<Effect.Effect<void>> = []
         for (const s of buckets.values()) {
-          for (const waiter of [...s.pending, ...s.reserved.slice(s.first)]) {
+          for (const waiter of [...s.inflight, ...s.pending, ...s.reserved.slice(s.first)]) {
             if (waiter.status !== Status.Waiting) continue
             waiter.status = Status.Cancelled
             Deferred.doneUnsafe(waiter.deferred, Exit.interrupt())
@@ -877,9 +954,37 @@ export const make = (
 
     const levels: CoordinatorLevels["Service"] = {
       report: (provider, coordinatorId, level, scale) =>
-        withShared(provider, "coordinator level", (s) => apply(s, ["level", coordinatorId, level, scale, ""])),
+        withShared(provider, "coordinator level", (s) => {
+          const parsed = parseLevel(level)
+          if (Result.isFailure(parsed) || !(Number.isFinite(scale) && scale >= 0 && scale <= 1)) {
+            return Effect.logWarning(
+              `shared bucket ${s.name}: ignoring coordinator ${JSON.stringify(coordinatorId)}'s level ` +
+                `${JSON.stringify(level)} at scale ${scale} (a level ok|soft|hard and a scale in [0, 1] expected)`
+            )
+          }
+          return apply(s, ["level", coordinatorId, parsed.success, scale, ""])
+        }),
       forget: (provider, coordinatorId) =>
-        withShared(provider, "coordinator level", (s) => apply(s, ["forget", coordinatorId, ""]))
+        withShared(provider, "coordinator level", (s) => {
+          // only what this process reported: a newer report of another process stays
+          const own = s.own.levels.get(coordinatorId)
+          if (own === undefined || own[0] === undefined) return
+          return apply(s, ["forget", coordinatorId, own[2]])
+        }),
+      clear: (provider, coordinatorId) =>
+        Effect.suspend(() => {
+          const s = buckets.get(provider)
+          if (s === undefined) return Effect.succeed(false)
+          return Effect.map(
+            Effect.result(control(meter(s), "forget", coordinatorId, "")),
+            (result) => {
+              if (Result.isFailure(result)) return false
+              record(s, ["forget", coordinatorId, ""], result.success[12])
+              adopt(s, result.success, nowMs())
+              return result.success[0] === 1
+            }
+          )
+        })
     }
 
     return [coordinator, levels] as const

@@ -5,6 +5,7 @@
 import * as Contracts from "./contracts.ts"
 import * as Feedback from "./feedback.ts"
 import * as Hardening from "./hardening.ts"
+import * as Pulse from "./pulse.ts"
 import * as Rate from "./rate.ts"
 import * as Shared from "./shared.ts"
 
@@ -15,7 +16,8 @@ const suites: Record<string, () => void | Promise<void>> = {
   rate: Rate.run,
   feedback: Feedback.run,
   hardening: Hardening.run,
-  shared: Shared.run
+  shared: Shared.run,
+  pulse: Pulse.run
 }
 for (const [name, run] of Object.entries(suites)) {
   if (only === undefined || only === name) await run()

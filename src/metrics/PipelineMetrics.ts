@@ -52,7 +52,14 @@ export const pipelineMetricNames: ReadonlyArray<{
     type: "counter",
     help: "Redis calls of the shared bucket that failed or timed out"
   },
-  { name: "pipeline_rate_wait_seconds", type: "histogram", help: "Seconds from acquire to grant" }
+  { name: "pipeline_rate_wait_seconds", type: "histogram", help: "Seconds from acquire to grant" },
+  { name: "pulse_consume_total", type: "counter", help: "Total Pulse events consumed" },
+  { name: "pulse_lag_ms", type: "gauge", help: "Pulse consumer lag (ms) from event timestamp" },
+  { name: "pulse_dlq_messages_total", type: "counter", help: "Pulse entries written to the dead-letter stream" },
+  { name: "pulse_acks_total", type: "counter", help: "Pulse entries acknowledged" },
+  { name: "pulse_pending_messages", type: "gauge", help: "Pulse entries delivered to this group and not acknowledged" },
+  { name: "pulse_publish_total", type: "counter", help: "Pulse publishes" },
+  { name: "pulse_publish_latency_ms", type: "histogram", help: "Pulse publish latency in ms" }
 ]
 
 /**

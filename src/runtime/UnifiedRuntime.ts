@@ -107,10 +107,11 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
     const services = Layer.mergeAll(coordinator, bus, PipelineMetrics.layer)
     const withAdapter = RateCoordinatorAdapter.layer.pipe(Layer.provideMerge(services))
     const runtime = Layer.effect(UnifiedRuntime, start).pipe(Layer.provideMerge(withAdapter))
-    // a registry of its own: two runtimes in one process never mix their metrics
-    // (the cast: TypeScript cannot see through the generic Excludes that the coordinator,
-    // provided here, satisfies the adapter's and the runtime's requirement on RateCoordinator)
-    return runtime.pipe(Layer.provide(Layer.sync(Metric.MetricRegistry, () => new Map()))) as Layer.Layer<
+    // A registry of its own: two runtimes in one process never mix their metrics. It is also in the
+    // layer's output, so layers built on the runtime (a Pulse consumer, the HTTP API) report into it.
+    // (The cast: TypeScript cannot see through the generic Excludes that the coordinator, provided
+    // here, satisfies the adapter's and the runtime's requirement on RateCoordinator.)
+    return runtime.pipe(Layer.provideMerge(Layer.sync(Metric.MetricRegistry, () => new Map()))) as Layer.Layer<
       Exclude<UnifiedRuntimeServices, FeedbackSettings> | Extra,
       InvalidProviderOptions | E,
       FeedbackSettings | R

@@ -25,6 +25,8 @@ import { dirname } from "node:path"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { FeedbackSettings } from "../feedback/FeedbackSettings.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
+import { PulseConsumer, type PulseConsumerOptions } from "../pulse/PulseConsumer.ts"
+import { PulsePublisher } from "../pulse/PulsePublisher.ts"
 import { RateCoordinator, type RedisUnavailablePolicy } from "../rate/RateCoordinator.ts"
 import type { InvalidRedisOptions } from "../rate/RateError.ts"
 import { UnifiedRuntime } from "../runtime/UnifiedRuntime.ts"
@@ -106,6 +108,31 @@ const options = {
       "(env MDP_REDIS_ON_UNAVAILABLE)",
     Config.String("MDP_REDIS_ON_UNAVAILABLE"),
     "wait"
+  ),
+  pulse: flag(
+    Flag.Boolean("pulse"),
+    "also consume feedback from the Pulse stream on Redis (env PULSE_ENABLED=true with EVENT_BUS_BACKEND=redis)",
+    Config.map(
+      Config.all({
+        enabled: Config.withDefault(Config.String("PULSE_ENABLED"), "false"),
+        backend: Config.withDefault(Config.String("EVENT_BUS_BACKEND"), "inmem")
+      }),
+      ({ backend, enabled }) => enabled.trim().toLowerCase() === "true" && backend.trim().toLowerCase() === "redis"
+    ),
+    false
+  ),
+  namespace: flag(
+    Flag.String("namespace"),
+    "Pulse namespace: the stream is <ns>:<ns>.telemetry.feedback (env MD_NAMESPACE)",
+    Config.String("MD_NAMESPACE"),
+    "mdp"
+  ),
+  storeTransport: flag(
+    Flag.Literals("simulated-store-transport", ["inproc", "pulse"] as const),
+    "how the simulated store's feedback reaches the loop: in process, or over the Pulse stream on Redis " +
+      "(pulse implies --pulse) (env MDP_SIMULATED_STORE_TRANSPORT)",
+    Config.Literals(["inproc", "pulse"] as const, "MDP_SIMULATED_STORE_TRANSPORT"),
+    "inproc" as "inproc" | "pulse"
   ),
   shutdownTimeout: flag(
     Flag.Finite("shutdown-timeout").pipe(Flag.withSchema(Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)))),
@@ -239,6 +266,25 @@ const checkSettings = (opts: RunOptions) =>
     return token
   })
 
+/** The consumer's settings from the Python environment names, where they exist. */
+const pulseConsumerOptions = (namespace: string) =>
+  Effect.gen(function*() {
+    const text = (name: string) => Effect.map(Config.option(Config.String(name)), Option.getOrUndefined)
+    const int = (name: string) => Effect.map(Config.option(Config.Int(name)), Option.getOrUndefined)
+    const options: PulseConsumerOptions = {
+      namespace,
+      group: yield* text("PULSE_GROUP"),
+      consumer: yield* text("PULSE_CONSUMER"),
+      groupStart: yield* text("PULSE_GROUP_START"),
+      count: yield* int("PULSE_COUNT"),
+      block: yield* int("PULSE_BLOCK_MS"),
+      claimIdle: yield* int("PULSE_CLAIM_IDLE_MS"),
+      claimInterval: yield* int("PULSE_CLAIM_EVERY_MS"),
+      maxDeliveries: yield* int("PULSE_MAX_DELIVERIES")
+    }
+    return options
+  })
+
 const unavailablePolicy = (value: string): RedisUnavailablePolicy =>
   value.startsWith("local:") ? { local: Number(value.slice("local:".length)) } : value as "wait" | "fail" | "allow"
 
@@ -262,14 +308,23 @@ const runService = (opts: RunOptions) =>
         shutdownTimeout: Duration.seconds(opts.shutdownTimeout)
       }))
     )
+    // one connection pool for everything on Redis (the same layer value is built once)
+    const redis = NodeRedis.layer({ url: opts.redisUrl, disableOfflineQueue: true })
+    const pulse = opts.pulse || opts.storeTransport === "pulse"
     const coordinator: Layer.Layer<RateCoordinator, Redis.RedisError | InvalidRedisOptions> = opts.sharedBuckets
       ? RateCoordinator.layerRedis({
         prefix: opts.redisPrefix,
         onUnavailable: unavailablePolicy(opts.redisOnUnavailable)
       })
-        .pipe(Layer.provide(NodeRedis.layer({ url: opts.redisUrl, disableOfflineQueue: true })))
+        .pipe(Layer.provide(redis))
       : RateCoordinator.layer
-    const layer = server.pipe(
+    // the consumer hands each event to the runtime's bus (its FeedbackPublisher)
+    const consumer = pulse
+      ? Layer.merge(PulseConsumer.layer(yield* pulseConsumerOptions(opts.namespace)), redis).pipe(
+        Layer.provideMerge(redis)
+      )
+      : Layer.empty
+    const layer = Layer.merge(server, consumer).pipe(
       Layer.provideMerge(UnifiedRuntime.layerWithCoordinator(coordinator)),
       Layer.provide(Layer.succeed(FeedbackSettings, settings))
     )
@@ -295,10 +350,16 @@ const runService = (opts: RunOptions) =>
         const metrics = yield* PipelineMetrics
         const runtime = yield* UnifiedRuntime
         const publisher = yield* FeedbackPublisher
+        // over Pulse, the store's feedback goes out to Redis and comes back through the consumer
+        const storePublish = opts.storeTransport === "pulse"
+          ? (yield* PulsePublisher.make({ namespace: opts.namespace }).pipe(
+            Effect.provide(yield* Layer.build(redis))
+          )).publish
+          : publisher.publish
         const store = opts.noSimulatedStore ? undefined : yield* SimulatedStore.make({
           coordinatorId: "simulated-store",
           capacity: opts.queueCapacity,
-          publish: publisher.publish
+          publish: storePublish
         })
         yield* Console.log(
           store === undefined
@@ -342,12 +403,18 @@ const runService = (opts: RunOptions) =>
         yield* Effect.raceFirst(stop, statusLoop).pipe(Effect.onExit(() => report))
       }).pipe(Effect.provide(layer))
     ).pipe(
-      Effect.catchTag("InvalidRedisOptions", (error) => Effect.fail(new StartupError({ message: error.message }))),
-      // only building the shared buckets' connection fails with a RedisError
+      Effect.catchTags({
+        InvalidRedisOptions: (error) => Effect.fail(new StartupError({ message: error.message })),
+        InvalidPulseConsumerOptions: (error) => Effect.fail(new StartupError({ message: error.message })),
+        InvalidPulsePublisherOptions: (error) => Effect.fail(new StartupError({ message: error.message }))
+      }),
+      // only building the Redis connection (shared buckets, Pulse) fails with a RedisError
       Effect.catchTag("RedisError", (error) =>
         Effect.fail(
           new StartupError({
-            message: `--shared-buckets: cannot connect to Redis at ${opts.redisUrl} (${
+            message: `${
+              opts.sharedBuckets ? "--shared-buckets" : "--pulse"
+            }: cannot connect to Redis at ${opts.redisUrl} (${
               error.cause instanceof Error ? error.cause.message : String(error.cause)
             })`
           })

@@ -433,3 +433,81 @@ describe("the service with --shared-buckets (the machine's Redis)", () => {
       assert.include(running.output(), "--shared-buckets: cannot connect to Redis at redis://127.0.0.1:1")
     }), { timeout: 30_000 })
 })
+
+describe("the service with Pulse (the machine's Redis)", () => {
+  const examples = JSON.parse(
+    readFileSync(new URL("../fixtures/pulse-examples.json", import.meta.url), "utf8")
+  ) as { consume: ReadonlyArray<{ name: string; data: string }> }
+  const body = (name: string) => examples.consume.find((c) => c.name === name)!.data
+
+  const cleanup = async (namespace: string) => {
+    const { createClient } = await import("redis")
+    const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect()
+    const keys = await client.keys(`${namespace}:*`)
+    if (keys.length > 0) await client.unlink(keys)
+    await client.close()
+  }
+
+  it.live(
+    "--pulse applies the real store's double-wrapped feedback from the stream; poison goes to the DLQ",
+    () =>
+      Effect.promise(async () => {
+        const namespace = `pulse${process.pid}x${Date.now()}`
+        const running = start(["run", "--port", "0", "--pulse", "--no-simulated-store", "--duration", "20"], {
+          MD_NAMESPACE: namespace
+        })
+        const { createClient } = await import("redis")
+        const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect()
+        try {
+          const url = await listening(running)
+          const stream = `${namespace}:${namespace}.telemetry.feedback`
+          await client.xAdd(stream, "*", { data: body("numeric-string-int") }) // c1: hard
+          await client.xAdd(stream, "*", { data: body("not-json") })
+          const scale = async () =>
+            Number(
+              /pipeline_rate_scale_factor\{provider="ibkr"\} ([\d.]+)/.exec(
+                await (await fetch(`${url}/metrics`)).text()
+              )?.[1]
+            )
+          await waitFor(running, 10, async () => (await scale()) === 0 ? true : undefined)
+          await client.xAdd(stream, "*", { data: body("store-double-wrapped-B").replace("\"soft\"", "\"ok\"") })
+          await client.xAdd(stream, "*", { data: body("numeric-string-int").replace("\"hard\"", "\"ok\"") })
+          await waitFor(running, 10, async () => (await scale()) === 1 ? true : undefined)
+          const dlq = (await client.xRange(`${stream}.dlq`, "-", "+")) ?? []
+          assert.strictEqual(dlq.length, 1)
+          assert.strictEqual(dlq[0]!.message["data"], body("not-json"))
+          const metrics = await (await fetch(`${url}/metrics`)).text()
+          assert.match(metrics, /pulse_consume_total\{[^}]*outcome="success"[^}]*\} [3-9]/)
+        } finally {
+          running.child.kill("SIGKILL")
+          await client.close()
+          await cleanup(namespace)
+        }
+      }),
+    { timeout: 60_000 }
+  )
+
+  it.live(
+    "--simulated-store-transport pulse: the whole loop through Redis on one machine",
+    () =>
+      Effect.promise(async () => {
+        const namespace = `loop${process.pid}x${Date.now()}`
+        const running = start(
+          ["run", "--port", "0", "--simulated-store-transport", "pulse", "--queue-capacity", "200", "--duration", "30"],
+          { MD_NAMESPACE: namespace }
+        )
+        try {
+          await listening(running)
+          await waitFor(running, 20, () => running.output().includes("level soft") ? true : undefined)
+          const { createClient } = await import("redis")
+          const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect()
+          assert.isAbove(await client.xLen(`${namespace}:${namespace}.telemetry.feedback`), 0)
+          await client.close()
+        } finally {
+          running.child.kill("SIGKILL")
+          await cleanup(namespace)
+        }
+      }),
+    { timeout: 60_000 }
+  )
+})

@@ -266,6 +266,9 @@ const checkSettings = (opts: RunOptions) =>
     return token
   })
 
+/** `SCHEMA_TRACK` (v1 or v2) of what the simulated store publishes over Pulse. */
+const schemaTrack = Config.withDefault(Config.Literals(["v1", "v2"] as const, "SCHEMA_TRACK"), "v1" as "v1" | "v2")
+
 /** The consumer's settings from the Python environment names, where they exist. */
 const pulseConsumerOptions = (namespace: string) =>
   Effect.gen(function*() {
@@ -352,7 +355,7 @@ const runService = (opts: RunOptions) =>
         const publisher = yield* FeedbackPublisher
         // over Pulse, the store's feedback goes out to Redis and comes back through the consumer
         const storePublish = opts.storeTransport === "pulse"
-          ? (yield* PulsePublisher.make({ namespace: opts.namespace }).pipe(
+          ? (yield* PulsePublisher.make({ namespace: opts.namespace, track: yield* schemaTrack }).pipe(
             Effect.provide(yield* Layer.build(redis))
           )).publish
           : publisher.publish

@@ -194,7 +194,9 @@ if ARGV[8] == 'reserve' or (rate() > 0 and avail + 1e-9 >= cost) then
   if want > 0 and rate() * 2 >= 1 then
     leased = math.min(want, math.floor(avail / 4), math.floor(avail - burst / 2))
     if leased >= 1 then
-      avail = avail - leased
+      -- the lease is handed out within 2 ms: the tokens that accrue meanwhile are withheld, so
+      -- grants stay within burst + rate over every interval, exactly as without leases
+      avail = avail - leased - rate() * 2
       issued = issued + leased
     else
       leased = 0

@@ -88,11 +88,12 @@ interface Lease {
 }
 
 /**
- * How long leased tokens may wait to be handed out (ms). They were due when
- * leased, so a grant from a lease is late by at most this much: over any
- * interval, grants can exceed the bucket's own by at most `rate × LEASE_TTL_MS`
- * (and leases are only taken from plenty, a quarter of what is there, and
- * only for buckets of at least 500 tokens/s: the scripts use the same 2 ms).
+ * How long leased tokens may wait to be handed out (ms), counted from when
+ * the call left (so at most this long after Redis leased them). The script
+ * withholds the tokens that accrue during a lease's life, so grants from a
+ * lease keep the bucket's bound exactly (leases are only taken from plenty,
+ * a quarter of what is there, for buckets of at least 500 tokens/s; the
+ * scripts use the same 2 ms).
  */
 const LEASE_TTL_MS = 2
 

@@ -9,48 +9,23 @@ import {
   type BackpressureLevel,
   defaultPolicy,
   FeedbackBus,
-  type FeedbackEvent,
   FeedbackHandler,
   RateController,
   RateCoordinator
 } from "market-data-pipeline"
-import { formatRate, table } from "./harness.ts"
-
-const event = (coordinatorId: string, level: BackpressureLevel, i: number): FeedbackEvent => ({
-  coordinatorId,
-  queueSize: i % 1000,
-  capacity: 1000,
-  level,
-  source: "store",
-  ts: 1700000000 + i / 1000
-})
+import { feedbackEvent, formatRate, percentile, table, timedController } from "./harness.ts"
 
 // The time each adjustment became visible, taken right where the coordinator applies it,
 // and the `ts` of the event it came from.
 let visibleAt = 0
 let appliedTs = 0
 
-const timedController = Layer.effect(
-  RateController,
-  Effect.gen(function*() {
-    const coordinator = yield* RateCoordinator
-    return RateController.of({
-      apply: (adjustment) =>
-        Effect.andThen(
-          coordinator.setGlobalPressure(adjustment.provider, adjustment.reason),
-          coordinator.setBudgetScale(adjustment.provider, adjustment.scale)
-        ).pipe(
-          Effect.orDie,
-          Effect.andThen(Effect.sync(() => {
-            visibleAt = performance.now()
-            appliedTs = adjustment.ts
-          }))
-        )
-    })
-  })
-)
+const controller = timedController((adjustment) => {
+  visibleAt = performance.now()
+  appliedTs = adjustment.ts
+})
 
-const latencyStack = Layer.mergeAll(timedController.pipe(Layer.provideMerge(RateCoordinator.layer)), FeedbackBus.layer)
+const latencyStack = Layer.mergeAll(controller.pipe(Layer.provideMerge(RateCoordinator.layer)), FeedbackBus.layer)
 
 // A fresh loop (coordinator, bus, handler) for one measurement.
 const withLoop = <A, E>(
@@ -73,7 +48,7 @@ const latency = (events: number) =>
         const expected = level === "soft" ? 0.5 : 1
         visibleAt = 0
         const start = performance.now()
-        yield* bus.publish(event("store_01", level, i))
+        yield* bus.publish(feedbackEvent("store_01", level, i))
         while (visibleAt === 0) yield* Effect.yieldNow
         if ((yield* coordinator.state("ibkr")).scale !== expected) throw new Error("scale not applied")
         samples[i] = (visibleAt - start) * 1000
@@ -87,7 +62,10 @@ const sustained = (events: number) =>
     Effect.gen(function*() {
       const levels: ReadonlyArray<BackpressureLevel> = ["ok", "soft", "hard"]
       const coordinators = ["bars", "quotes", "trades"]
-      const batch = Array.from({ length: events }, (_, i) => event(coordinators[i % 3]!, levels[(i * 7) % 3]!, i))
+      const batch = Array.from(
+        { length: events },
+        (_, i) => feedbackEvent(coordinators[i % 3]!, levels[(i * 7) % 3]!, i)
+      )
       const start = performance.now()
       for (const e of batch) yield* bus.publish(e)
       const published = performance.now()
@@ -122,7 +100,7 @@ const perEvent = (coordinators: number, events: number, withHandler: boolean) =>
     const ids = Array.from({ length: coordinators }, (_, i) => `store_${i}`)
     const batch = Array.from(
       { length: events },
-      (_, i) => event(ids[i % coordinators]!, levels[Math.floor(i / coordinators) % 3]!, i)
+      (_, i) => feedbackEvent(ids[i % coordinators]!, levels[Math.floor(i / coordinators) % 3]!, i)
     )
     const start = performance.now()
     for (let i = 0; i < events; i += 512) {
@@ -163,7 +141,7 @@ export const run = async (): Promise<void> => {
     const rates = yield* sustained(1_000_000)
     return [samples, rates] as const
   }))
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!.toFixed(2)
+  const at = (q: number) => percentile(samples, q).toFixed(2)
   table(`Feedback: publish → new scale visible in RateCoordinator.state (${events.toLocaleString()} events)`, [
     ["measure", "market-data-pipeline", "Python reference"],
     ["p50", `${at(0.5)} µs`, "9.1 µs"],

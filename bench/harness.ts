@@ -1,7 +1,18 @@
 /**
  * A small benchmark harness: each case runs in timed rounds after a warm-up,
- * and reports the median round in operations per second.
+ * and reports the median round in operations per second. Also what the
+ * feedback-loop benchmarks share: their events, a controller that notes when
+ * an adjustment is applied, and percentiles of latency samples.
  */
+import { Effect, Layer } from "effect"
+import {
+  type BackpressureLevel,
+  type FeedbackEvent,
+  type RateAdjustment,
+  RateController,
+  RateCoordinator
+} from "market-data-pipeline"
+
 export interface Case {
   readonly name: string
   /** Runs the operation `n` times; returns something so the work is not dead code. */
@@ -47,3 +58,39 @@ export const table = (title: string, rows: ReadonlyArray<readonly [string, strin
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length)))
   for (const row of rows) console.log(row.map((cell, i) => (cell ?? "").padEnd(widths[i]!)).join("  "))
 }
+
+/** A store's report of `level` for `coordinatorId`; `i` numbers it (queue size and ts). */
+export const feedbackEvent = (coordinatorId: string, level: BackpressureLevel, i: number): FeedbackEvent => ({
+  coordinatorId,
+  queueSize: i % 1000,
+  capacity: 1000,
+  level,
+  source: "store",
+  ts: 1700000000 + i / 1000
+})
+
+/**
+ * A RateController that applies each adjustment to the RateCoordinator, then
+ * calls `applied` with it: the time a new scale becomes visible.
+ */
+export const timedController = (applied: (adjustment: RateAdjustment) => void) =>
+  Layer.effect(
+    RateController,
+    Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      return RateController.of({
+        apply: (adjustment) =>
+          Effect.andThen(
+            coordinator.setGlobalPressure(adjustment.provider, adjustment.reason),
+            coordinator.setBudgetScale(adjustment.provider, adjustment.scale)
+          ).pipe(
+            Effect.orDie,
+            Effect.andThen(Effect.sync(() => applied(adjustment)))
+          )
+      })
+    })
+  )
+
+/** The `q` quantile (0 to 1) of samples sorted in ascending order. */
+export const percentile = (sorted: ArrayLike<number>, q: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!

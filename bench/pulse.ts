@@ -22,28 +22,17 @@ import {
   type BackpressureLevel,
   defaultPolicy,
   FeedbackBus,
-  type FeedbackEvent,
   FeedbackHandler,
   FeedbackPublisher,
-  RateController,
   RateCoordinator
 } from "market-data-pipeline"
 import { createClient } from "redis"
 import { deadLetterKey, encodeEntry, streamKey } from "../src/pulse/PulseCodec.ts"
 import { PulseConsumer, type PulseConsumerOptions } from "../src/pulse/PulseConsumer.ts"
-import { formatRate, table } from "./harness.ts"
+import { feedbackEvent, formatRate, percentile, table, timedController } from "./harness.ts"
 
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
 const runId = `${Date.now().toString(36)}${process.pid}`
-
-const event = (coordinatorId: string, level: BackpressureLevel, i: number): FeedbackEvent => ({
-  coordinatorId,
-  queueSize: i % 1000,
-  capacity: 1000,
-  level,
-  source: "store",
-  ts: 1700000000 + i / 1000
-})
 
 const newClient = () => createClient({ url: redisUrl })
 
@@ -65,25 +54,10 @@ const deleteNamespace = (namespace: string) =>
 let applied: Deferred.Deferred<void> | undefined
 let appliedCount = 0
 
-const timedController = Layer.effect(
-  RateController,
-  Effect.gen(function*() {
-    const coordinator = yield* RateCoordinator
-    return RateController.of({
-      apply: (adjustment) =>
-        Effect.andThen(
-          coordinator.setGlobalPressure(adjustment.provider, adjustment.reason),
-          coordinator.setBudgetScale(adjustment.provider, adjustment.scale)
-        ).pipe(
-          Effect.orDie,
-          Effect.andThen(Effect.sync(() => {
-            appliedCount++
-            if (applied !== undefined) Deferred.doneUnsafe(applied, Exit.void)
-          }))
-        )
-    })
-  })
-)
+const controller = timedController(() => {
+  appliedCount++
+  if (applied !== undefined) Deferred.doneUnsafe(applied, Exit.void)
+})
 
 /** The loop: a coordinator, the bus, the handler, and a consumer on Redis feeding the bus. */
 const withLoop = <A, E>(
@@ -104,7 +78,7 @@ const withLoop = <A, E>(
     // the consumer's scope closes before its Redis client does
     Effect.scoped,
     Effect.provide(Layer.mergeAll(
-      timedController.pipe(Layer.provideMerge(RateCoordinator.layer)),
+      controller.pipe(Layer.provideMerge(RateCoordinator.layer)),
       Layer.orDie(FeedbackBus.layerWith({ maxCoordinators: 1000 })),
       NodeRedis.layer({ url: redisUrl, disableOfflineQueue: true })
     ))
@@ -129,7 +103,7 @@ const latency = (events: number, warmup: number) => {
         const samples: Array<number> = []
         for (let i = 0; i < warmup + events; i++) {
           const level: BackpressureLevel = i % 2 === 0 ? "soft" : "ok"
-          const data = encodeEntry(event("store_01", level, i), { ts: Date.now() / 1000 })
+          const data = encodeEntry(feedbackEvent("store_01", level, i), { ts: Date.now() / 1000 })
           const done = Deferred.makeUnsafe<void>()
           applied = done
           const start = performance.now()
@@ -164,7 +138,7 @@ const floor = async (events: number, warmup: number): Promise<Array<number>> => 
     await writer.sendCommand(["XGROUP", "CREATE", key, "floor", "$", "MKSTREAM"])
     const samples: Array<number> = []
     for (let i = 0; i < warmup + events; i++) {
-      const data = encodeEntry(event("store_01", i % 2 === 0 ? "soft" : "ok", i), { ts: Date.now() / 1000 })
+      const data = encodeEntry(feedbackEvent("store_01", i % 2 === 0 ? "soft" : "ok", i), { ts: Date.now() / 1000 })
       const read = reader.sendCommand([
         "XREADGROUP",
         "GROUP",
@@ -202,7 +176,7 @@ const prefill = (namespace: string, entries: number) =>
     for (let i = 0; i < entries; i += 2000) {
       const chunk: Array<Promise<unknown>> = []
       for (let j = i; j < Math.min(entries, i + 2000); j++) {
-        const data = encodeEntry(event(`store_${j % 100}`, levels[(j * 7) % 3]!, j), { ts })
+        const data = encodeEntry(feedbackEvent(`store_${j % 100}`, levels[(j * 7) % 3]!, j), { ts })
         chunk.push(client.sendCommand(["XADD", key, "*", "data", data]))
       }
       await Promise.all(chunk)
@@ -233,8 +207,7 @@ export const run = async (): Promise<void> => {
   const events = 2000
   const samples = await Effect.runPromise(latency(events, 200))
   const bare = await floor(events, 200)
-  const at = (xs: ReadonlyArray<number>, q: number) =>
-    `${(xs[Math.min(xs.length - 1, Math.floor(q * xs.length))]! / 1000).toFixed(3)} ms`
+  const at = (xs: ReadonlyArray<number>, q: number) => `${(percentile(xs, q) / 1000).toFixed(3)} ms`
   table(
     `Pulse: XADD (another client) → new scale applied in RateCoordinator (${events.toLocaleString()} events, paced)`,
     [

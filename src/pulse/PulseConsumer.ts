@@ -77,7 +77,7 @@ export interface PulseConsumerOptions {
    * after. An existing group keeps its position.
    */
   readonly groupStart?: string | undefined
-  /** Entries per read (`PULSE_COUNT`). Default 32; a large value (512) for throughput. */
+  /** Entries per read at most (`PULSE_COUNT`). Default 512 (Python reads 32): a read returns what is there, so a large batch costs no latency and carries a backlog at over 100k/s. */
   readonly count?: number | undefined
   /** How long one blocking read waits for new entries (`PULSE_BLOCK_MS`). Default 2 seconds. */
   readonly block?: Duration.Input | undefined

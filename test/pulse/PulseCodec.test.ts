@@ -2,7 +2,6 @@ import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Result, Schema } from "effect"
 import { coordinatorIdIssue, encodeJson, FeedbackEvent } from "market-data-pipeline"
 import { createHash } from "node:crypto"
-import { readFileSync } from "node:fs"
 import { pyFloatRepr, pyString } from "../../src/pulse/internal/pyJson.ts"
 import {
   deadLetterKey,
@@ -14,47 +13,7 @@ import {
   streamKey
 } from "../../src/pulse/PulseCodec.ts"
 import { pydanticFloats } from "../fixtures/index.ts"
-
-interface WireEvent {
-  readonly coordinator_id: string
-  readonly queue_size: number
-  readonly capacity: number
-  readonly level: "ok" | "soft" | "hard"
-  readonly source: string
-  readonly ts: number
-}
-
-/** A copy of shared/reference/pulse-examples.json (bodies produced by the Python models). */
-const examples: {
-  readonly consume: ReadonlyArray<{
-    readonly name: string
-    readonly data: string
-    readonly expect:
-      | {
-        readonly ok: true
-        readonly event: WireEvent
-        readonly envelope_ts: number
-        readonly headers: Record<string, string>
-      }
-      | { readonly ok: false; readonly dlq: true; readonly fields?: ReadonlyArray<string> }
-  }>
-  readonly publish: ReadonlyArray<{
-    readonly name: string
-    readonly event: WireEvent
-    readonly envelope_ts: number
-    readonly headers: Record<string, string>
-    readonly data: string
-  }>
-} = JSON.parse(readFileSync(new URL("../fixtures/pulse-examples.json", import.meta.url), "utf8"))
-
-const fromWire = (e: WireEvent): FeedbackEvent => ({
-  coordinatorId: e.coordinator_id,
-  queueSize: e.queue_size,
-  capacity: e.capacity,
-  level: e.level,
-  source: e.source,
-  ts: e.ts
-})
+import { pulseExamples, toEvent, type WireEvent } from "./helpers/examples.ts"
 
 const accepted = (data: string): PulseFeedback => {
   const result = decodeEntry(data)
@@ -92,13 +51,13 @@ describe("keys", () => {
 })
 
 describe("golden consume vectors", () => {
-  for (const vector of examples.consume) {
+  for (const vector of pulseExamples.consume) {
     const expect = vector.expect
     if (expect.ok) {
       it(`${vector.name}: accepted as the event it carries`, () => {
         const decoded = accepted(vector.data)
         const outer = JSON.parse(vector.data)
-        assert.deepStrictEqual(decoded.event, fromWire(expect.event))
+        assert.deepStrictEqual(decoded.event, toEvent(expect.event))
         assert.strictEqual(decoded.envelopeTs, expect.envelope_ts)
         assert.deepStrictEqual(decoded.headers, expect.headers)
         assert.strictEqual(decoded.schemaId, outer.meta.schema_id)
@@ -114,7 +73,7 @@ describe("golden consume vectors", () => {
   }
 
   it("reasons say what is wrong", () => {
-    const byName = new Map(examples.consume.map((vector) => [vector.name, vector.data]))
+    const byName = new Map(pulseExamples.consume.map((vector) => [vector.name, vector.data]))
     assert.match(rejected(byName.get("not-json")!), /^\(root\): Invalid JSON \(.+\)$/)
     assert.strictEqual(
       rejected(byName.get("unknown-schema")!),
@@ -129,9 +88,9 @@ describe("golden consume vectors", () => {
 })
 
 describe("golden publish vectors", () => {
-  for (const vector of examples.publish) {
+  for (const vector of pulseExamples.publish) {
     it(`${vector.name}: the exact bytes, and they decode back`, () => {
-      const event = fromWire(vector.event)
+      const event = toEvent(vector.event)
       const data = encodeEntry(event, { ts: vector.envelope_ts, headers: vector.headers })
       assert.strictEqual(data, vector.data)
       assert.strictEqual(JSON.parse(data).meta.hash, sha256(encodeJson(FeedbackEvent)(event)))
@@ -188,7 +147,7 @@ describe("golden publish vectors", () => {
   }
 
   it("the key defaults to the coordinator id; the track to v1", () => {
-    const data = JSON.parse(encodeEntry(fromWire(base), { ts: 1 }))
+    const data = JSON.parse(encodeEntry(toEvent(base), { ts: 1 }))
     assert.strictEqual(data.key, "c")
     assert.strictEqual(data.meta.track, "v1")
     assert.deepStrictEqual(data.meta.headers, {})
@@ -197,8 +156,8 @@ describe("golden publish vectors", () => {
   })
 
   it("a non-finite envelope ts is a defect, not a body no reader accepts", () => {
-    assert.throws(() => encodeEntry(fromWire(base), { ts: NaN }), RangeError)
-    assert.throws(() => encodeEntry(fromWire(base), { ts: Infinity }), RangeError)
+    assert.throws(() => encodeEntry(toEvent(base), { ts: NaN }), RangeError)
+    assert.throws(() => encodeEntry(toEvent(base), { ts: Infinity }), RangeError)
   })
 })
 
@@ -439,7 +398,7 @@ describe("the store's double-wrapped envelope", () => {
     assert.deepStrictEqual(decoded.headers, { reason: "high_watermark", utilization: "0.800000", region: "eu" })
     assert.strictEqual(decoded.envelopeTs, 1700000000.5)
     assert.strictEqual(decoded.schemaId, "events.envelope.EventEnvelope")
-    assert.deepStrictEqual(decoded.event, fromWire(base))
+    assert.deepStrictEqual(decoded.event, toEvent(base))
   })
 
   it("the inner envelope is validated too, and paths say where", () => {

@@ -4,41 +4,30 @@
  * What it writes is read back with a plain client and with the consumer.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Layer, Metric, References, Result, Scope } from "effect"
+import { Clock, Effect, Exit, Layer, Result, Scope } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { type FeedbackEvent, FeedbackPublisher } from "market-data-pipeline"
 import { decodeEntry, streamKey } from "../../src/pulse/PulseCodec.ts"
-import { PulseConsumer } from "../../src/pulse/PulseConsumer.ts"
-import { PulsePublisher, type PulsePublisherOptions } from "../../src/pulse/PulsePublisher.ts"
+import { PulsePublisher } from "../../src/pulse/PulsePublisher.ts"
 import { metricValue } from "../feedback/helpers.ts"
 import { privateRedis } from "../rate/shared/redis.ts"
 import {
-  deleteNamespaceAtEnd,
+  type Client,
+  isolatedMetrics,
   plainClient,
   pulseExamples,
+  quiet,
   redisLayer,
+  setup,
   sharedRedisUrl,
+  startConsumer,
+  startPublisher,
   toEvent,
   uniqueNamespace,
   waitUntil
 } from "./helpers/redis.ts"
 
 const TEST_TIMEOUT = 60_000
-
-type Client = Effect.Success<ReturnType<typeof plainClient>>
-
-const quiet = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  process.env.MDP_TEST_LOGS ? body : Effect.provideService(body, References.MinimumLogLevel, "Error")
-
-const isolatedMetrics = <A, E, R>(body: Effect.Effect<A, E, R>) =>
-  Effect.provideService(body, Metric.MetricRegistry, new Map())
-
-/** Starts a publisher on a Redis client of its own, in the current scope. */
-const startPublisher = (url: string, options: PulsePublisherOptions) =>
-  Effect.gen(function*() {
-    const context = yield* Layer.build(redisLayer(url))
-    return yield* PulsePublisher.make(options).pipe(Effect.provide(context))
-  })
 
 /** The `data` bodies of a stream, oldest first. */
 const bodies = (client: Client, key: string) =>
@@ -67,9 +56,7 @@ describe("PulsePublisher", () => {
     "writes the golden `publish` bodies for the same event, envelope time and headers",
     () =>
       Effect.gen(function*() {
-        const namespace = uniqueNamespace("golden")
-        yield* deleteNamespaceAtEnd(sharedRedisUrl, namespace)
-        const client = yield* plainClient(sharedRedisUrl)
+        const { client, namespace } = yield* setup("golden")
         const real = yield* Clock.Clock
         for (const vector of pulseExamples.publish) {
           // the envelope ts is the Clock's time of publish: a clock standing at the vector's time
@@ -105,9 +92,7 @@ describe("PulsePublisher", () => {
     "end to end: FeedbackPublisher → stream → PulseConsumer; group `pipeline` pre-created at 0; metrics",
     () =>
       quiet(isolatedMetrics(Effect.gen(function*() {
-        const namespace = uniqueNamespace("e2e")
-        yield* deleteNamespaceAtEnd(sharedRedisUrl, namespace)
-        const client = yield* plainClient(sharedRedisUrl)
+        const { client, namespace } = yield* setup("e2e")
         const context = yield* Layer.build(
           PulsePublisher.layer({ namespace }).pipe(Layer.provide(redisLayer(sharedRedisUrl)))
         )
@@ -127,11 +112,11 @@ describe("PulsePublisher", () => {
         assert.include(groups[0], "pipeline")
 
         const received: Array<ReturnType<typeof decoded>> = []
-        const redis = yield* Layer.build(redisLayer(sharedRedisUrl))
-        yield* PulseConsumer.make(
+        yield* startConsumer(
+          sharedRedisUrl,
           { namespace, groupStart: "$" },
           (feedback) => Effect.sync(() => void received.push(feedback))
-        ).pipe(Effect.provide(redis))
+        )
         assert.isTrue(yield* waitUntil(Effect.sync(() => received.length === sent.length), 10_000))
         assert.deepStrictEqual(received.map((f) => ({ ...f.event })), sent)
         for (const f of received) {
@@ -228,9 +213,7 @@ describe("PulsePublisher", () => {
     "closing the scope writes what is still queued",
     () =>
       quiet(Effect.gen(function*() {
-        const namespace = uniqueNamespace("close")
-        yield* deleteNamespaceAtEnd(sharedRedisUrl, namespace)
-        const client = yield* plainClient(sharedRedisUrl)
+        const { client, namespace } = yield* setup("close")
         const scope = yield* Scope.make()
         const publisher = yield* startPublisher(sharedRedisUrl, { namespace }).pipe(Scope.provide(scope))
         for (let i = 0; i < 100; i++) yield* publisher.publish(event(`c${i}`, i))

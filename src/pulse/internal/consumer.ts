@@ -48,9 +48,7 @@ import {
 import * as Cells from "../../metrics/internal/cells.ts"
 import { deadLetterKey, decodeEntry, streamKey } from "../PulseCodec.ts"
 import type { PulseConsumer, PulseConsumerOptions, PulseConsumerStats, PulseHandler } from "../PulseConsumer.ts"
-
-/** The `stream` label of every Pulse metric: Python's constant, without the namespace. @internal */
-export const STREAM_LABEL = "telemetry.feedback"
+import { backoff, createGroup, STREAM_LABEL } from "./streams.ts"
 
 const groupStart: Check = (option, value) =>
   typeof value === "string" && /^(\$|0|\d+(-\d+)?)$/.test(value)
@@ -130,11 +128,6 @@ const compareIds = (a: string, b: string): number => {
   return seq === seqB ? 0 : seq < seqB ? -1 : 1
 }
 
-const backoff = (attempt: number): Duration.Duration =>
-  Duration.millis(Math.min(100 * 2 ** Math.min(attempt, 5), 3000) + Math.floor(Math.random() * 100))
-
-const isBusyGroup = (error: Redis.RedisError): boolean => String(error.cause).includes("BUSYGROUP")
-
 /**
  * A map of at most `size` keys that forgets the first-inserted key when full.
  * Keys are remembered in a ring, not through the map's insertion order:
@@ -179,7 +172,7 @@ export const make = (
     const group = options.group ?? "pipeline"
     const consumer = options.consumer ?? `${hostname()}-${process.pid}`
     const start = options.groupStart ?? "0"
-    const count = String(options.count ?? 32)
+    const count = String(options.count ?? 512)
     const blockMs = millis(options.block, 2000)
     const claimIdle = String(millis(options.claimIdle, 30_000))
     const claimInterval = Duration.millis(millis(options.claimInterval, 5000))
@@ -211,16 +204,12 @@ export const make = (
     const lag = cells.gauge("pulse_lag_ms", "Pulse consumer lag (ms) from the envelope timestamp", label)
     const acks = cells.counter("pulse_acks_total", "Pulse entries acknowledged (XACK)", label)
     const pending = cells.gauge("pulse_pending_messages", "Entries pending in the consumer group", label)
-    const deadLetters = {
-      decode: cells.counter("pulse_dlq_messages_total", "Pulse entries written to the dead-letter stream", {
+    const deadLetterCounter = (reason: DeadLetter[3]): Cells.Cell =>
+      cells.counter("pulse_dlq_messages_total", "Pulse entries written to the dead-letter stream", {
         stream: STREAM_LABEL,
-        reason: "decode"
-      }),
-      max_deliveries: cells.counter("pulse_dlq_messages_total", "Pulse entries written to the dead-letter stream", {
-        stream: STREAM_LABEL,
-        reason: "max_deliveries"
+        reason
       })
-    }
+    const deadLetters = { decode: deadLetterCounter("decode"), max_deliveries: deadLetterCounter("max_deliveries") }
 
     const stats = {
       handled: 0,
@@ -360,7 +349,7 @@ export const make = (
       entries.length === 0 ? Effect.succeed([]) : Semaphore.withPermit(lock, handleBatch(entries, deliveries))
 
     /** Delivery counts of these entries (read or claimed by this consumer just now). */
-    const deliveryCounts = (entries: ReadonlyArray<RawEntry>) =>
+    const deliveryCounts = (entries: ReadonlyArray<RawEntry>): Effect.Effect<Map<string, number>, Redis.RedisError> =>
       Effect.map(
         redis.send<unknown>(
           "XPENDING",
@@ -381,33 +370,31 @@ export const make = (
         }
       )
 
-    const createGroup = (send: Redis.Connection["send"]) =>
-      send("XGROUP", "CREATE", key, group, start, "MKSTREAM").pipe(
-        Effect.catchIf(isBusyGroup, () => Effect.void)
+    /** Handles and acknowledges entries this consumer owns already (its own pending ones, or claimed). */
+    const handleOwned = (entries: ReadonlyArray<RawEntry>): Effect.Effect<void, Redis.RedisError> =>
+      Effect.flatMap(
+        deliveryCounts(entries),
+        (deliveries) => Effect.flatMap(processLocked(entries, deliveries), ack)
       )
+
+    /** `XREADGROUP` of up to `count` entries after `cursor` (`>`: new ones), with `BLOCK` arguments if any. */
+    const readGroup = (
+      send: Redis.Connection["send"],
+      cursor: string,
+      ...block: ReadonlyArray<string>
+    ): Effect.Effect<unknown, Redis.RedisError> =>
+      send<unknown>("XREADGROUP", "GROUP", group, consumer, "COUNT", count, ...block, "STREAMS", key, cursor)
 
     // One connection's life: its own pending entries first, then new ones, until a call fails.
     const session = (connected: () => void) =>
       Effect.gen(function*() {
         const connection = yield* redis.reserve
-        yield* createGroup(connection.send)
+        yield* createGroup(connection.send, key, group, start)
         let cursor = "0"
         for (;;) {
-          const entries = streamEntries(
-            yield* connection.send<unknown>(
-              "XREADGROUP",
-              "GROUP",
-              group,
-              consumer,
-              "COUNT",
-              count,
-              "STREAMS",
-              key,
-              cursor
-            )
-          )
+          const entries = streamEntries(yield* readGroup(connection.send, cursor))
           if (entries.length === 0) break
-          yield* ack(yield* processLocked(entries, yield* deliveryCounts(entries)))
+          yield* handleOwned(entries)
           cursor = entries[entries.length - 1]![0]
         }
         connected()
@@ -415,19 +402,9 @@ export const make = (
         // and a failed one ends the session: its entries are read again, as duplicates
         let acking: Fiber.Fiber<void, Redis.RedisError> | undefined
         for (;;) {
-          const reply = yield* connection.send<unknown>(
-            "XREADGROUP",
-            "GROUP",
-            group,
-            consumer,
-            "COUNT",
-            count,
-            "BLOCK",
-            String(blockMs),
-            "STREAMS",
-            key,
-            ">"
-          ).pipe(Effect.timeout(readTimeout))
+          const reply = yield* readGroup(connection.send, ">", "BLOCK", String(blockMs)).pipe(
+            Effect.timeout(readTimeout)
+          )
           const done = yield* processLocked(streamEntries(reply), undefined)
           if (acking !== undefined) yield* Fiber.join(acking)
           acking = done.length === 0 ? undefined : yield* Effect.forkScoped(ack(done))
@@ -450,7 +427,7 @@ export const make = (
             Cause.squash(exit.cause)
           )
         }
-        yield* Effect.sleep(backoff(attempt))
+        yield* Effect.sleep(backoff(attempt, 100, 5, 3000))
       }
     })
 
@@ -469,7 +446,7 @@ export const make = (
         )
         if (!Array.isArray(reply)) break
         const entries = (Array.isArray(reply[1]) ? reply[1] : []) as ReadonlyArray<RawEntry>
-        if (entries.length > 0) yield* ack(yield* processLocked(entries, yield* deliveryCounts(entries)))
+        if (entries.length > 0) yield* handleOwned(entries)
         cursor = String(reply[0])
         if (cursor === "0-0") break
       }

@@ -33,7 +33,7 @@ import {
 import * as Cells from "../../metrics/internal/cells.ts"
 import { encodeEntry, streamKey } from "../PulseCodec.ts"
 import type { PulsePublisher, PulsePublisherOptions } from "../PulsePublisher.ts"
-import { STREAM_LABEL } from "./consumer.ts"
+import { backoff, createGroup, STREAM_LABEL } from "./streams.ts"
 
 /** Python's `pulse_publish_latency_ms` buckets. @internal */
 export const LATENCY_BOUNDARIES_MS: ReadonlyArray<number> = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
@@ -68,11 +68,6 @@ interface Item {
   /** Monotonic ms of `publish`, for the latency histogram. */
   readonly at: number
 }
-
-const backoff = (attempt: number): Duration.Duration =>
-  Duration.millis(Math.min(50 * 2 ** Math.min(attempt, 6), 2000) + Math.floor(Math.random() * 50))
-
-const isBusyGroup = (error: Redis.RedisError): boolean => String(error.cause).includes("BUSYGROUP")
 
 /** @internal */
 export const make = (
@@ -159,11 +154,7 @@ export const make = (
 
     const createGroups = Effect.forEach(
       groups,
-      (group) =>
-        redis.send("XGROUP", "CREATE", key, group, "0", "MKSTREAM").pipe(
-          Effect.catchIf(isBusyGroup, () => Effect.void),
-          Effect.timeout(writeTimeout)
-        ),
+      (group) => Effect.timeout(createGroup(redis.send, key, group, "0"), writeTimeout),
       { discard: true }
     )
     let groupsCreated = groups.length === 0
@@ -259,7 +250,7 @@ export const make = (
             Cause.squash(firstFailure!)
           )
         }
-        yield* Effect.sleep(backoff(attempt++))
+        yield* Effect.sleep(backoff(attempt++, 50, 6, 2000))
       }
     })
 

@@ -72,51 +72,60 @@ export interface PrivateRedis {
   readonly thaw: Effect.Effect<void>
 }
 
-/** Starts a private `redis-server`; the scope's end kills it. */
-export const privateRedis: Effect.Effect<PrivateRedis, never, Scope.Scope> = Effect.gen(function*() {
-  const port = yield* Effect.promise(freePort)
-  let child: ChildProcess | undefined
+/**
+ * Starts a private `redis-server` with these arguments besides its port,
+ * bind address and log level (and no RDB snapshots); the scope's end kills it.
+ */
+export const privateRedisWith = (
+  args: ReadonlyArray<string>
+): Effect.Effect<PrivateRedis, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const port = yield* Effect.promise(freePort)
+    let child: ChildProcess | undefined
 
-  const stop = async (): Promise<void> => {
-    const current = child
-    child = undefined
-    if (current === undefined || current.exitCode !== null || current.signalCode !== null) return
-    const exited = new Promise<void>((resolve) => current.once("exit", () => resolve()))
-    current.kill("SIGKILL")
-    await Promise.race([exited, sleep(5000)])
-  }
-
-  const start = async (): Promise<void> => {
-    if (child !== undefined) return
-    const stderr: Array<string> = []
-    const started = spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
-      { stdio: ["ignore", "pipe", "pipe"] }
-    )
-    started.stdout.on("data", (data) => stderr.push(String(data)))
-    started.stderr.on("data", (data) => stderr.push(String(data)))
-    child = started
-    const deadline = Date.now() + 10_000
-    while (Date.now() < deadline) {
-      if (started.exitCode !== null) break
-      if (await pings(port)) return
-      await sleep(20)
+    const stop = async (): Promise<void> => {
+      const current = child
+      child = undefined
+      if (current === undefined || current.exitCode !== null || current.signalCode !== null) return
+      const exited = new Promise<void>((resolve) => current.once("exit", () => resolve()))
+      current.kill("SIGKILL")
+      await Promise.race([exited, sleep(5000)])
     }
-    await stop()
-    throw new Error(`redis-server on port ${port} did not start: ${stderr.join("")}`)
-  }
 
-  yield* Effect.acquireRelease(Effect.promise(start), () => Effect.promise(stop))
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    kill: Effect.promise(stop),
-    start: Effect.promise(start),
-    freeze: Effect.sync(() => void child?.kill("SIGSTOP")),
-    thaw: Effect.sync(() => void child?.kill("SIGCONT"))
-  }
-})
+    const start = async (): Promise<void> => {
+      if (child !== undefined) return
+      const stderr: Array<string> = []
+      const started = spawn(
+        "redis-server",
+        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--loglevel", "warning", ...args],
+        { stdio: ["ignore", "pipe", "pipe"] }
+      )
+      started.stdout.on("data", (data) => stderr.push(String(data)))
+      started.stderr.on("data", (data) => stderr.push(String(data)))
+      child = started
+      const deadline = Date.now() + 10_000
+      while (Date.now() < deadline) {
+        if (started.exitCode !== null) break
+        if (await pings(port)) return
+        await sleep(20)
+      }
+      await stop()
+      throw new Error(`redis-server on port ${port} did not start: ${stderr.join("")}`)
+    }
+
+    yield* Effect.acquireRelease(Effect.promise(start), () => Effect.promise(stop))
+    return {
+      port,
+      url: `redis://127.0.0.1:${port}`,
+      kill: Effect.promise(stop),
+      start: Effect.promise(start),
+      freeze: Effect.sync(() => void child?.kill("SIGSTOP")),
+      thaw: Effect.sync(() => void child?.kill("SIGCONT"))
+    }
+  })
+
+/** Starts a private `redis-server` without persistence; the scope's end kills it. */
+export const privateRedis: Effect.Effect<PrivateRedis, never, Scope.Scope> = privateRedisWith(["--appendonly", "no"])
 
 /** A plain node-redis client (its own connection, offline queue off), closed with the scope. */
 export const plainClient = (url: string) =>
@@ -130,13 +139,37 @@ export const plainClient = (url: string) =>
     (client) => Effect.promise(() => client.close().catch(() => undefined))
   )
 
-/** Deletes every key of a test's prefix (`{<prefix>:rl:*`), with a client of its own. */
-export const deleteKeys = async (url: string, prefix: string): Promise<number> => {
-  const client = createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy: false } })
+const oneShotClient = (url: string) =>
+  createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy: false } })
+
+/** Runs `f` with a plain client of its own on `url` (offline queue off, no reconnection), closed after. */
+export const withClient = async <A>(
+  url: string,
+  f: (client: ReturnType<typeof oneShotClient>) => Promise<A>
+): Promise<A> => {
+  const client = oneShotClient(url)
   client.on("error", () => {})
   await client.connect()
-  let deleted = 0
   try {
+    return await f(client)
+  } finally {
+    await client.close().catch(() => undefined)
+  }
+}
+
+/** Runs `cleanUp` when the scope ends, best effort (the server may be down) and for at most 5 s. */
+export const cleanUpAtEnd = (cleanUp: () => Promise<unknown>) =>
+  Effect.addFinalizer(() =>
+    Effect.promise(() => cleanUp().catch(() => undefined)).pipe(
+      Effect.timeoutOption(Duration.seconds(5)),
+      Effect.asVoid
+    )
+  )
+
+/** Deletes every key of a test's prefix (`{<prefix>:rl:*`), with a client of its own. */
+export const deleteKeys = (url: string, prefix: string): Promise<number> =>
+  withClient(url, async (client) => {
+    let deleted = 0
     let cursor = "0"
     do {
       const [next, keys] = await client.sendCommand([
@@ -150,20 +183,11 @@ export const deleteKeys = async (url: string, prefix: string): Promise<number> =
       cursor = next
       if (keys.length > 0) deleted += Number(await client.sendCommand(["UNLINK", ...keys]))
     } while (cursor !== "0")
-  } finally {
-    await client.close().catch(() => undefined)
-  }
-  return deleted
-}
+    return deleted
+  })
 
 /** Deletes the prefix's keys when the scope ends (best effort: the server may be down). */
-export const deleteKeysAtEnd = (url: string, prefix: string) =>
-  Effect.addFinalizer(() =>
-    Effect.promise(() => deleteKeys(url, prefix).catch(() => 0)).pipe(
-      Effect.timeoutOption(Duration.seconds(5)),
-      Effect.asVoid
-    )
-  )
+export const deleteKeysAtEnd = (url: string, prefix: string) => cleanUpAtEnd(() => deleteKeys(url, prefix))
 
 /** The shared coordinator on its own node-redis client (a fresh layer: one more "process"). */
 export const coordinatorLayer = (url: string, options: RedisCoordinatorOptions) =>

@@ -30,7 +30,7 @@ local function fmt(x) return string.format('%.17g', x) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local h = redis.call('HMGET', KEYS[1], 'avail', 'ts', 'issued', 'base', 'burst', 'scale', 'cscale', 'epoch', 'gen', 'level',
-  'clevel', 'scale_at', 'level_at', 'holes')
+  'clevel', 'scale_at', 'level_at', 'holes', 'hold')
 local created = h[4] == false
 local base = tonumber(h[4] or ARGV[1])
 local burst = tonumber(h[5] or ARGV[2])
@@ -51,6 +51,8 @@ local levelAt = tonumber(h[13] or 0)
 -- gets there, so every waiter behind moves up and none ahead does
 local holes = {}
 for a, b in string.gmatch(h[14] or '', '([^:,]+):([^,]+)') do holes[#holes + 1] = { tonumber(a), tonumber(b) } end
+-- the refill until this time (ms) is withheld for leases being handed out
+local hold = tonumber(h[15] or 0)
 local ttl = tonumber(ARGV[3])
 -- an operation's time: now, or the time of the original setting being restored
 local function stamp(arg) if arg == nil or arg == '' then return now end return tonumber(arg) end
@@ -76,7 +78,8 @@ end
 local function save()
   redis.call('HSET', KEYS[1], 'avail', fmt(avail), 'ts', fmt(ts), 'issued', fmt(issued), 'base', fmt(base),
     'burst', fmt(burst), 'scale', fmt(scale), 'cscale', fmt(cscale), 'epoch', epoch, 'gen', gen, 'level', level,
-    'clevel', clevel, 'scale_at', fmt(scaleAt), 'level_at', fmt(levelAt), 'holes', holesText())
+    'clevel', clevel, 'scale_at', fmt(scaleAt), 'level_at', fmt(levelAt), 'holes', holesText(),
+    'hold', fmt(hold))
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
@@ -188,15 +191,18 @@ if ARGV[8] == 'reserve' or (rate() > 0 and avail + 1e-9 >= cost) then
   -- and tokens due now for this process to hand out without a round trip: only
   -- from plenty (at most a quarter of what is left, and the bucket stays at
   -- least half full), never from reservations, and only where a round trip per
-  -- grant would be slow (a bucket refilling at least a token per 2 ms, the
-  -- lease's life)
+  -- grant would be slow (a bucket refilling at least 500 tokens/s)
   local want = tonumber(ARGV[9])
+  local life = 10
+  -- leases of every process are handed out within 10 ms of being taken: the refill until the last
+  -- one runs out is withheld (once, however many overlap), so grants stay within burst + rate over
+  -- every interval, exactly as without leases
+  local withheld = rate() * (now + life - math.max(now, hold))
   if want > 0 and rate() * 2 >= 1 then
-    leased = math.min(want, math.floor(avail / 4), math.floor(avail - burst / 2))
+    leased = math.min(want, math.floor(avail / 4), math.floor(avail - burst / 2 - withheld))
     if leased >= 1 then
-      -- the lease is handed out within 2 ms: the tokens that accrue meanwhile are withheld, so
-      -- grants stay within burst + rate over every interval, exactly as without leases
-      avail = avail - leased - rate() * 2
+      avail = avail - leased - withheld
+      hold = now + life
       issued = issued + leased
     else
       leased = 0

@@ -84,18 +84,19 @@ interface Lease {
   readonly gen: string
   next: number
   readonly end: number
+  /** When its call left (local ms): it lives until `at + LEASE_TTL_MS`. */
   readonly at: number
 }
 
 /**
  * How long leased tokens may wait to be handed out (ms), counted from when
  * the call left (so at most this long after Redis leased them). The script
- * withholds the tokens that accrue during a lease's life, so grants from a
- * lease keep the bucket's bound exactly (leases are only taken from plenty,
- * a quarter of what is there, for buckets of at least 500 tokens/s; the
- * scripts use the same 2 ms).
+ * withholds the refill until the last lease of any process runs out, so
+ * grants from leases keep the bucket's bound exactly (leases are only taken
+ * from plenty, a quarter of what is there, for buckets of at least 500
+ * tokens/s; the scripts use the same 10 ms).
  */
-const LEASE_TTL_MS = 2
+const LEASE_TTL_MS = 10
 
 /**
  * What this process set in Redis, with the Redis time each setting counts
@@ -396,7 +397,8 @@ export const make = (
         holes: parseHoles(holes)
       }
       // a lease was taken under the old rate: a pause or a slower rate must not wait for it to run out
-      if (s.lease !== undefined) dropLease(s)
+      // (a give-back of another process changes neither, and must not cost every process its lease)
+      if (s.lease !== undefined && (gen !== tl.gen || Number(rate) < tl.rate)) dropLease(s)
       retime(s)
     }
 

@@ -177,7 +177,8 @@ export const make = (
     const claimIdle = String(millis(options.claimIdle, 30_000))
     const claimInterval = Duration.millis(millis(options.claimInterval, 5000))
     const maxDeliveries = options.maxDeliveries ?? 3
-    const dedupWindow = options.dedupWindow ?? 10_000
+    // at least two reads' worth: a batch read again after a failed XACK must still be recognised
+    const dedupWindow = Math.max(options.dedupWindow ?? 10_000, 2 * Number(count))
     const deadLetterMaxLen = String(options.deadLetterMaxLen ?? 1000)
     const key = streamKey(namespace)
     const dlqKey = deadLetterKey(namespace)

@@ -44,6 +44,7 @@ import {
 import * as B from "./bucket.ts"
 import { admitLocal, make as makeLocal, makeMetrics, registerMetrics, validate } from "./coordinator.ts"
 import * as Scripts from "./scripts.ts"
+import * as T from "./timeline.ts"
 
 const Status = B.Status
 
@@ -56,27 +57,6 @@ interface Waiter {
   /** The last ticket of its reservation, once reserved, in bucket generation `gen`. */
   ticket: number
   gen: string
-}
-
-/**
- * Where the frontier stood at local time `at` (ms), how fast it moves
- * (tokens/ms), and the tickets given back ahead of it, which it skips.
- */
-interface Timeline {
-  gen: string
-  frontier: number
-  rate: number
-  at: number
-  epoch: number
-  holes: ReadonlyArray<readonly [start: number, size: number]>
-}
-
-const parseHoles = (text: string): ReadonlyArray<readonly [number, number]> => {
-  if (text === "") return []
-  return text.split(",").map((hole) => {
-    const [start, size] = hole.split(":")
-    return [Number(start), Number(size)] as const
-  })
 }
 
 /** Leased tickets (`next`, `end`] of generation `gen`, leased at local time `at` (ms). */
@@ -126,7 +106,7 @@ class Shared {
   flushing = false
   timer = false
   wake: Deferred.Deferred<void> | undefined = undefined
-  timeline: Timeline = { gen: "", frontier: 0, rate: 0, at: 0, epoch: -1, holes: [] }
+  timeline: T.Timeline = { gen: "", frontier: 0, rate: 0, at: 0, epoch: -1, holes: [] }
   own: Own = { levels: new Map() }
   /** The batch whose reservation is in flight. */
   inflight: ReadonlyArray<Waiter> = []
@@ -244,27 +224,17 @@ export const make = (
 
     // ---- the timeline: grants in ticket order as the frontier passes them
 
-    const frontierAt = (tl: Timeline, at: number): number => tl.frontier + (at - tl.at) * tl.rate
-
     const grantDue = (s: Shared): void => {
       const tl = s.timeline
       const now = nowMs()
-      const frontier = frontierAt(tl, now)
-      const slack = Math.max(1e-6, Math.abs(frontier) * 1e-12)
       let granted: Array<Waiter> | undefined
-      const holes = tl.holes
-      let hole = 0
-      let skipped = 0
       while (s.first < s.reserved.length) {
         const waiter = s.reserved[s.first]!
         if (waiter.status !== Status.Waiting || waiter.gen !== tl.gen) {
           s.first++
           continue
         }
-        // the holes before this waiter's tickets are skipped by the frontier
-        const from = waiter.ticket - waiter.tokens
-        while (hole < holes.length && holes[hole]![0] + holes[hole]![1] <= from + slack) skipped += holes[hole++]![1]
-        if (waiter.ticket - skipped > frontier + slack) break
+        if (!T.isDue(tl, waiter.ticket, waiter.tokens, now)) break
         s.first++
         take(s, waiter, now)
         ;(granted ??= []).push(waiter)
@@ -297,11 +267,7 @@ export const make = (
       for (let i = s.first; i < s.reserved.length; i++) {
         const waiter = s.reserved[i]!
         if (waiter.status !== Status.Waiting) continue
-        const tl = s.timeline
-        if (tl.rate <= 0) return undefined
-        let skipped = 0
-        for (const [start, size] of tl.holes) if (start + size <= waiter.ticket - waiter.tokens) skipped += size
-        return Math.max(0, (waiter.ticket - skipped - frontierAt(tl, nowMs())) / tl.rate)
+        return T.dueIn(s.timeline, waiter.ticket, waiter.tokens, nowMs())
       }
       return undefined
     }
@@ -358,7 +324,7 @@ export const make = (
       const [, frontier, rate, , epoch, gen, base, burst, scale, level] = reply
       const tl = s.timeline
       if (gen !== tl.gen && olderGen(gen, tl.gen)) return
-      const next = { gen, frontier: Number(frontier), rate: Number(rate), at, epoch, holes: parseHoles(reply[13]) }
+      const next = { gen, frontier: Number(frontier), rate: Number(rate), at, epoch, holes: T.parseHoles(reply[13]) }
       if (gen !== tl.gen) {
         s.timeline = next
         if (tl.gen !== "") regenerate(s, gen)
@@ -394,7 +360,7 @@ export const make = (
         rate: Number(rate),
         at: nowMs(),
         epoch: Number(epoch),
-        holes: parseHoles(holes)
+        holes: T.parseHoles(holes)
       }
       // a lease was taken under the old rate: a pause or a slower rate must not wait for it to run out
       // (a give-back of another process changes neither, and must not cost every process its lease)

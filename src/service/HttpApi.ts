@@ -91,6 +91,12 @@ const hostName = (value: string): string => {
   return name.endsWith(".") ? name.slice(0, -1) : name
 }
 
+/** Whether `host` is a loopback bind address. @internal */
+export const isLoopback = (host: string): boolean => {
+  const name = hostName(host)
+  return name === "localhost" || name === "::1" || name.startsWith("127.")
+}
+
 /**
  * The `Host` names a server bound to `bindHost` is served on.
  *
@@ -100,7 +106,7 @@ const hostName = (value: string): string => {
 export const servedHostNames = (bindHost: string, extra: ReadonlyArray<string> = []): ReadonlySet<string> => {
   const bound = hostName(bindHost)
   const names = new Set<string>([bound, ...extra.map(hostName)])
-  const loopback = bound === "localhost" || bound === "::1" || bound.startsWith("127.")
+  const loopback = isLoopback(bound)
   const wildcard = bound === "" || bound === "0.0.0.0" || bound === "::"
   if (loopback || wildcard) { for (const name of loopbackNames) names.add(name) }
   if (wildcard) {
@@ -110,12 +116,6 @@ export const servedHostNames = (bindHost: string, extra: ReadonlyArray<string> =
     }
   }
   return names
-}
-
-/** Whether `host` is a loopback bind address. @internal */
-export const isLoopback = (host: string): boolean => {
-  const name = hostName(host)
-  return name === "localhost" || name === "::1" || name.startsWith("127.")
 }
 
 /**

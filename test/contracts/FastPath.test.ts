@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Effect, Exit, Schema } from "effect"
 import { decodeUnknown } from "market-data-pipeline"
 import { codecOf, Invalid } from "../../src/contracts/internal/wire.ts"
+import { mutate as mutateWith } from "../fixtures/mutate.ts"
 import { contracts } from "./all.ts"
 
 // The compiled wire codec must accept exactly what the Schema accepts, and decode to the same value.
@@ -36,20 +37,7 @@ const junk: ReadonlyArray<unknown> = [
   { name: "x", state: "healthy" }
 ]
 
-// Replaces one value somewhere in an encoded document by a junk value, or drops a key.
-const mutate = (doc: any, path: ReadonlyArray<number>, pick: number): any => {
-  if (typeof doc !== "object" || doc === null) return junk[pick % junk.length]
-  const keys = Object.keys(doc)
-  if (keys.length === 0 || path.length === 0) return junk[pick % junk.length]
-  const key = keys[path[0]! % keys.length]!
-  const copy: any = Array.isArray(doc) ? [...doc] : { ...doc }
-  if (path.length === 1 && pick % 7 === 0 && !Array.isArray(doc)) {
-    delete copy[key]
-  } else {
-    copy[key] = mutate(doc[key], path.slice(1), pick)
-  }
-  return copy
-}
+const mutate = mutateWith(junk)
 
 describe("compiled wire codec agrees with the Schema", () => {
   for (const [name, schema] of Object.entries(contracts)) {

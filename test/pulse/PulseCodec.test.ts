@@ -13,6 +13,7 @@ import {
   streamKey
 } from "../../src/pulse/PulseCodec.ts"
 import { pydanticFloats } from "../fixtures/index.ts"
+import { mutate as mutateWith } from "../fixtures/mutate.ts"
 import { pulseExamples, toEvent, type WireEvent } from "./helpers/examples.ts"
 
 const accepted = (data: string): PulseFeedback => {
@@ -496,20 +497,7 @@ const junk: ReadonlyArray<unknown> = [
   { coordinator_id: "c", queue_size: 1, capacity: 2, level: "ok", ts: 1 }
 ]
 
-// Replaces one value somewhere in a document by a junk value, or drops a key.
-const mutate = (doc: any, path: ReadonlyArray<number>, pick: number): any => {
-  if (typeof doc !== "object" || doc === null) return junk[pick % junk.length]
-  const keys = Object.keys(doc)
-  if (keys.length === 0 || path.length === 0) return junk[pick % junk.length]
-  const key = keys[path[0]! % keys.length]!
-  const copy: any = Array.isArray(doc) ? [...doc] : { ...doc }
-  if (path.length === 1 && pick % 7 === 0 && !Array.isArray(doc)) {
-    delete copy[key]
-  } else {
-    copy[key] = mutate(doc[key], path.slice(1), pick)
-  }
-  return copy
-}
+const mutate = mutateWith(junk)
 
 // Always a Result: a valid event with a bounded id, or a bounded reason.
 const assertWellBehaved = (data: string): void => {

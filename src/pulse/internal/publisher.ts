@@ -31,6 +31,7 @@ import {
   positiveInteger
 } from "../../feedback/internal/options.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
+import * as Histogram from "../../metrics/internal/histogram.ts"
 import { encodeEntry, streamKey } from "../PulseCodec.ts"
 import type { PulsePublisher, PulsePublisherOptions } from "../PulsePublisher.ts"
 import { backoff, createGroup, STREAM_LABEL } from "./streams.ts"
@@ -98,13 +99,7 @@ export const make = (
     const failed = outcome("error")
     let superseded: Cells.Cell | undefined
     let dropped: Cells.Cell | undefined
-    const latency = {
-      buckets: new Uint32Array(LATENCY_BOUNDARIES_MS.length),
-      count: 0,
-      sum: 0,
-      min: Infinity,
-      max: 0
-    }
+    const latency = Histogram.make(LATENCY_BOUNDARIES_MS)
     const histogram = Cells.registerReading(
       context,
       Metric.histogram("pulse_publish_latency_ms", {
@@ -112,19 +107,7 @@ export const make = (
         boundaries: LATENCY_BOUNDARIES_MS
       }),
       { stream: STREAM_LABEL, track: schemaTrack },
-      () => {
-        let cumulative = 0
-        return {
-          buckets: LATENCY_BOUNDARIES_MS.map((boundary, i): [number, number] => {
-            cumulative += latency.buckets[i]!
-            return [boundary, cumulative]
-          }),
-          count: latency.count,
-          sum: latency.sum,
-          min: latency.count === 0 ? 0 : latency.min,
-          max: latency.max
-        }
-      }
+      () => Histogram.state(latency, LATENCY_BOUNDARIES_MS)
     )
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -132,15 +115,7 @@ export const make = (
         cells.dispose()
       })
     )
-    const observe = (ms: number): void => {
-      let i = 0
-      while (i < LATENCY_BOUNDARIES_MS.length && ms > LATENCY_BOUNDARIES_MS[i]!) i++
-      if (i < LATENCY_BOUNDARIES_MS.length) latency.buckets[i]!++
-      latency.count++
-      latency.sum += ms
-      if (ms < latency.min) latency.min = ms
-      if (ms > latency.max) latency.max = ms
-    }
+    const observe = (ms: number): void => Histogram.observe(latency, LATENCY_BOUNDARIES_MS, ms)
 
     const nowMs = (): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
     const queue = new Map<string, Item>()

@@ -8,6 +8,7 @@
  */
 import type * as Deferred from "effect/Deferred"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
+import * as Histogram from "../../metrics/internal/histogram.ts"
 import type { CircuitOpen, ExceedsCapacity, ProviderInCooldown } from "../RateError.ts"
 
 /**
@@ -69,15 +70,6 @@ export interface Line {
   wake: Deferred.Deferred<void> | undefined
 }
 
-/** How long grants waited; only once something had to wait. @internal */
-export interface WaitStats {
-  readonly buckets: Uint32Array
-  count: number
-  sum: number
-  min: number
-  max: number
-}
-
 /**
  * Kept small: a registered provider that is never used costs one object,
  * its configuration being shared with every provider registered alike.
@@ -107,7 +99,8 @@ export class Bucket {
   granted = 0
   returned = 0
   immediate = 0
-  waits: WaitStats | undefined = undefined
+  /** How long grants waited; only once something had to wait. */
+  waits: Histogram.Histogram | undefined = undefined
   /** Its metric series are registered (on first use, not at registration). */
   metered = false
 
@@ -172,22 +165,8 @@ const headWaiter = (line: Line | undefined): Waiter | undefined => {
 }
 
 /** Counts a grant that waited `seconds` in the wait histogram. @internal */
-export const observeWait = (b: Bucket, seconds: number): void => {
-  const waits = b.waits ??= {
-    buckets: new Uint32Array(WAIT_BOUNDARIES.length),
-    count: 0,
-    sum: 0,
-    min: Infinity,
-    max: 0
-  }
-  let i = 0
-  while (i < WAIT_BOUNDARIES.length && seconds > WAIT_BOUNDARIES[i]!) i++
-  if (i < WAIT_BOUNDARIES.length) waits.buckets[i]!++
-  waits.count++
-  waits.sum += seconds
-  if (seconds < waits.min) waits.min = seconds
-  if (seconds > waits.max) waits.max = seconds
-}
+export const observeWait = (b: Bucket, seconds: number): void =>
+  Histogram.observe(b.waits ??= Histogram.make(WAIT_BOUNDARIES), WAIT_BOUNDARIES, seconds)
 
 /**
  * Grants parked waiters in order for as long as the tokens last; returns the

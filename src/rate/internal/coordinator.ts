@@ -16,6 +16,7 @@ import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import { type BackpressureLevel, levelOrdinal, parseLevel } from "../../contracts/BackpressureLevel.ts"
 import { registerReading } from "../../metrics/internal/cells.ts"
+import * as Histogram from "../../metrics/internal/histogram.ts"
 import type { ProviderOptions, ProviderState, RateCoordinator } from "../RateCoordinator.ts"
 import {
   type AcquireError,
@@ -39,7 +40,11 @@ const defaults = {
   breakerTimeoutSec: 60
 } as const
 
-const positive = (v: number): boolean => Number.isFinite(v) && v > 0
+/** @internal */
+export const positive = (v: number): boolean => Number.isFinite(v) && v > 0
+
+/** A finite scale clamped to [0, 1]. @internal */
+export const clampScale = (scale: number): number => scale < 0 ? 0 : scale > 1 ? 1 : scale
 
 /** @internal */
 export const validate = (
@@ -99,23 +104,8 @@ export const makeMetrics = () => {
         description: "Seconds from acquire to grant",
         boundaries: B.WAIT_BOUNDARIES
       }),
-      (b) => {
-        // immediate grants waited 0 s: they count in every bucket
-        const waits = b.waits
-        let cumulative = b.immediate
-        const buckets = B.WAIT_BOUNDARIES.map((boundary, i): [number, number] => {
-          cumulative += waits?.buckets[i] ?? 0
-          return [boundary, cumulative]
-        })
-        const waited = waits?.count ?? 0
-        return {
-          buckets,
-          count: b.immediate + waited,
-          sum: waits?.sum ?? 0,
-          min: b.immediate > 0 || waits === undefined ? 0 : waits.min,
-          max: waits?.max ?? 0
-        }
-      }
+      // immediate grants waited 0 s: they count in every bucket
+      (b) => Histogram.state(b.waits, B.WAIT_BOUNDARIES, b.immediate)
     )
   ] as const
 }
@@ -348,7 +338,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     setBudgetScale: (provider, scale) =>
       Number.isFinite(scale)
         ? withBucket(provider, "scale adjustment", (b, at) => {
-          const clamped = scale < 0 ? 0 : scale > 1 ? 1 : scale
+          const clamped = clampScale(scale)
           if (clamped === b.scale) return
           const before = b.rate
           B.rescale(b, clamped, at)

@@ -42,7 +42,15 @@ import {
   UnknownProvider
 } from "../RateError.ts"
 import * as B from "./bucket.ts"
-import { admitLocal, make as makeLocal, makeMetrics, registerMetrics, validate } from "./coordinator.ts"
+import {
+  admitLocal,
+  clampScale,
+  make as makeLocal,
+  makeMetrics,
+  positive,
+  registerMetrics,
+  validate
+} from "./coordinator.ts"
 import * as Scripts from "./scripts.ts"
 import * as T from "./timeline.ts"
 
@@ -851,10 +859,7 @@ export const make = (
 
       setBudgetScale: (provider, scale) =>
         Number.isFinite(scale)
-          ? withShared(provider, "scale adjustment", (s) => {
-            const clamped = scale < 0 ? 0 : scale > 1 ? 1 : scale
-            return apply(s, ["scale", clamped, ""])
-          })
+          ? withShared(provider, "scale adjustment", (s) => apply(s, ["scale", clampScale(scale), ""]))
           : Effect.fail(new InvalidScale({ provider, scale })),
 
       setGlobalPressure: (provider, level) =>
@@ -911,7 +916,7 @@ export const make = (
         }),
 
       triggerCooldown: (provider, scope, durationSec) =>
-        durationSec !== undefined && !(Number.isFinite(durationSec) && durationSec > 0)
+        durationSec !== undefined && !positive(durationSec)
           ? Effect.fail(new InvalidCooldown({ provider, scope, durationSec }))
           : withShared(provider, "cooldown", (s, at) => {
             const duration = durationSec ?? s.local.config.cooldownSec

@@ -2,7 +2,7 @@ import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "**/*.d.ts"] },
+  { ignores: ["dist/**", "node_modules/**", "**/*.d.ts", "test/docs/.snippets/**"] },
   ...tseslint.configs.recommended,
   ...effect.configs.dprint,
   {

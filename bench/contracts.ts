@@ -2,15 +2,15 @@
  * Decode+validate and encode of a FeedbackEvent, side by side with Effect
  * Schema's generic codec and the bare JSON floor.
  */
-import { Effect, Exit, Schema } from "effect"
+import { Exit, Schema } from "effect"
 import { decodeJson, encodeJson, FeedbackEvent } from "market-data-pipeline"
-import { formatRate, measure, table } from "./harness.ts"
+import { formatRate, measure, runSync, table } from "./harness.ts"
 
 const text =
   "{\"coordinator_id\":\"store_01\",\"queue_size\":800,\"capacity\":1000,\"level\":\"soft\",\"ts\":1700000000.25}"
-const event = Effect.runSync(decodeJson(FeedbackEvent)(text))
 
 export const run = (): void => {
+  const event = runSync(decodeJson(FeedbackEvent)(text))
   const decode = decodeJson(FeedbackEvent)
   const encode = encodeJson(FeedbackEvent)
   const schemaDecode = Schema.decodeUnknownExit(Schema.fromJsonString(FeedbackEvent))

@@ -13,7 +13,7 @@ import {
   RateController,
   RateCoordinator
 } from "market-data-pipeline"
-import { feedbackEvent, formatRate, percentile, table, timedController } from "./harness.ts"
+import { feedbackEvent, formatRate, percentile, runPromise, table, timedController } from "./harness.ts"
 
 // The time each adjustment became visible, taken right where the coordinator applies it,
 // and the `ts` of the event it came from.
@@ -127,14 +127,14 @@ const handlerCost = (coordinators: number, events: number) =>
   })
 
 export const run = async (): Promise<void> => {
-  const costs = await Effect.runPromise(Effect.all([handlerCost(10, 200_000), handlerCost(10_000, 50_000)]))
+  const costs = await runPromise(Effect.all([handlerCost(10, 200_000), handlerCost(10_000, 50_000)]))
   table("Feedback handler: cost per event, events round-robin across the coordinators (median of 5 rounds)", [
     ["coordinators", "handler's own µs/event", "bus + handler µs/event"],
     ...costs
   ])
 
   const events = 100_000
-  const [samples, rates] = await Effect.runPromise(Effect.gen(function*() {
+  const [samples, rates] = await runPromise(Effect.gen(function*() {
     yield* latency(20_000) // warm up
     const samples = yield* latency(events)
     yield* sustained(100_000) // warm up

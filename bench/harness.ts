@@ -2,9 +2,10 @@
  * A small benchmark harness: each case runs in timed rounds after a warm-up,
  * and reports the median round in operations per second. Also what the
  * feedback-loop benchmarks share: their events, a controller that notes when
- * an adjustment is applied, and percentiles of latency samples.
+ * an adjustment is applied, and percentiles of latency samples; and how they
+ * run effects: with the library's log lines off unless asked for.
  */
-import { Effect, Layer } from "effect"
+import { Effect, type Fiber, Layer, Logger, type LogLevel, References, Result } from "effect"
 import {
   type BackpressureLevel,
   type FeedbackEvent,
@@ -12,6 +13,7 @@ import {
   RateController,
   RateCoordinator
 } from "market-data-pipeline"
+import * as Logging from "../src/service/Logging.ts"
 
 export interface Case {
   readonly name: string
@@ -94,3 +96,38 @@ export const timedController = (applied: (adjustment: RateAdjustment) => void) =
 /** The `q` quantile (0 to 1) of samples sorted in ascending order. */
 export const percentile = (sorted: ArrayLike<number>, q: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+
+let levelFrom: string | undefined
+let level: LogLevel.LogLevel = "None"
+
+/**
+ * The minimum level of the log lines the benchmarks print (on stderr, apart from the tables):
+ * `MDP_LOG_LEVEL` (`npm run bench -- --verbose` sets it to `info`), none by default. Throws on
+ * a value that names no level.
+ */
+export const logLevel = (): LogLevel.LogLevel => {
+  const value = process.env.MDP_LOG_LEVEL ?? "none"
+  if (value !== levelFrom) {
+    const parsed = Logging.parseLevel(value)
+    if (Result.isFailure(parsed)) throw new Error(parsed.failure.message)
+    level = parsed.success
+    levelFrom = value
+  }
+  return level
+}
+
+/** `effect` logging at {@link logLevel}, on stderr. */
+export const logged = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  effect.pipe(
+    Effect.provideService(References.MinimumLogLevel, logLevel()),
+    Effect.provideService(Logger.LogToStderr, true)
+  )
+
+/** `Effect.runPromise`, {@link logged}. */
+export const runPromise = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(logged(effect))
+
+/** `Effect.runSync`, {@link logged}. */
+export const runSync = <A, E>(effect: Effect.Effect<A, E>): A => Effect.runSync(logged(effect))
+
+/** `Effect.runFork`, {@link logged}. */
+export const runFork = <A, E>(effect: Effect.Effect<A, E>): Fiber.Fiber<A, E> => Effect.runFork(logged(effect))

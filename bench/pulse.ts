@@ -29,7 +29,7 @@ import {
 import { createClient } from "redis"
 import { deadLetterKey, encodeEntry, streamKey } from "../src/pulse/PulseCodec.ts"
 import { PulseConsumer, type PulseConsumerOptions } from "../src/pulse/PulseConsumer.ts"
-import { feedbackEvent, formatRate, percentile, table, timedController } from "./harness.ts"
+import { feedbackEvent, formatRate, percentile, runPromise, table, timedController } from "./harness.ts"
 
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
 const runId = `${Date.now().toString(36)}${process.pid}`
@@ -205,7 +205,7 @@ const throughput = (entries: number, count: number) => {
 
 export const run = async (): Promise<void> => {
   const events = 2000
-  const samples = await Effect.runPromise(latency(events, 200))
+  const samples = await runPromise(latency(events, 200))
   const bare = await floor(events, 200)
   const at = (xs: ReadonlyArray<number>, q: number) => `${(percentile(xs, q) / 1000).toFixed(3)} ms`
   table(
@@ -221,9 +221,9 @@ export const run = async (): Promise<void> => {
 
   const entries = 200_000
   const rows: Array<readonly [string, string, string, string]> = []
-  await Effect.runPromise(throughput(20_000, 512)) // warm up
+  await runPromise(throughput(20_000, 512)) // warm up
   for (const count of [512, 32]) {
-    const result = await Effect.runPromise(throughput(entries, count))
+    const result = await runPromise(throughput(entries, count))
     rows.push([
       `COUNT ${count}`,
       formatRate(result.rate),

@@ -6,7 +6,7 @@
 import { Duration, Effect, Exit, Metric, Scope } from "effect"
 import * as RateLimiter from "effect/persistence/RateLimiter"
 import { RateCoordinator } from "market-data-pipeline"
-import { formatRate, table } from "./harness.ts"
+import { formatRate, runPromise, runSync, table } from "./harness.ts"
 
 const unlimited = { capacity: 1e15, refillRate: 1e15 }
 
@@ -52,13 +52,13 @@ class BareBucket {
 
 const throughput = async () => {
   // the coordinator lives in this scope for the whole benchmark, closed at the end
-  const scope = Effect.runSync(Scope.make())
-  const coordinator = await Effect.runPromise(Effect.gen(function*() {
+  const scope = runSync(Scope.make())
+  const coordinator = await runPromise(Effect.gen(function*() {
     const c = yield* Scope.provide(RateCoordinator.make, scope)
     yield* c.registerProvider("p", unlimited)
     return c
   }))
-  const limiter = await Effect.runPromise(
+  const limiter = await runPromise(
     RateLimiter.make.pipe(Effect.provide(RateLimiter.layerStoreMemory))
   )
   const consume = limiter.consume({
@@ -80,15 +80,15 @@ const throughput = async () => {
   const bare = new BareBucket(1e15, 1e15)
   const acquire = coordinator.acquire("p")
   const results = [
-    await rate("RateCoordinator.acquire, 1 fiber", (n) => Effect.runPromise(loop(n, acquire))),
-    await rate("RateCoordinator.acquire, 100 fibers", (n) => Effect.runPromise(contended(n, acquire))),
-    await rate("effect/persistence/RateLimiter (memory), 1 fiber", (n) => Effect.runPromise(loop(n, consume))),
-    await rate("effect/persistence/RateLimiter (memory), 100 fibers", (n) => Effect.runPromise(contended(n, consume))),
+    await rate("RateCoordinator.acquire, 1 fiber", (n) => runPromise(loop(n, acquire))),
+    await rate("RateCoordinator.acquire, 100 fibers", (n) => runPromise(contended(n, acquire))),
+    await rate("effect/persistence/RateLimiter (memory), 1 fiber", (n) => runPromise(loop(n, consume))),
+    await rate("effect/persistence/RateLimiter (memory), 100 fibers", (n) => runPromise(contended(n, consume))),
     await rate("bare JavaScript token bucket (floor)", async (n) => {
       for (let i = 0; i < n; i++) bare.take(1)
     })
   ]
-  await Effect.runPromise(Scope.close(scope, Exit.void))
+  await runPromise(Scope.close(scope, Exit.void))
   const ours = results[0]![1]
   const python = 710_000
   table("RateCoordinator: acquire throughput, effectively unlimited bucket (Python reference: 710k/s)", [
@@ -100,7 +100,7 @@ const throughput = async () => {
 const accuracy = async () => {
   const grants: Array<number> = []
   const seconds = 3
-  await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+  await runPromise(Effect.scoped(Effect.gen(function*() {
     const c = yield* RateCoordinator.make
     yield* c.registerProvider("p", { capacity: 1, refillRate: 1000 })
     const start = performance.now()
@@ -113,7 +113,7 @@ const accuracy = async () => {
     yield* Effect.forEach(Array.from({ length: 10 }), () => worker, { concurrency: "unbounded", discard: true })
   })))
   const halved: Array<number> = []
-  await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+  await runPromise(Effect.scoped(Effect.gen(function*() {
     const c = yield* RateCoordinator.make
     yield* c.registerProvider("p", { capacity: 1, refillRate: 1000 })
     const start = performance.now()
@@ -162,10 +162,10 @@ const memory = async () => {
     gc()
     gc()
     const before = process.memoryUsage().heapUsed
-    const scope = Effect.runSync(Scope.make())
-    const coordinator = Effect.runSync(Scope.provide(RateCoordinator.make, scope))
+    const scope = runSync(Scope.make())
+    const coordinator = runSync(Scope.provide(RateCoordinator.make, scope))
     if (register) {
-      Effect.runSync(
+      runSync(
         Effect.gen(function*() {
           for (let i = 0; i < count; i++) yield* coordinator.registerProvider(`provider-${i}`)
         }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
@@ -174,7 +174,7 @@ const memory = async () => {
     gc()
     gc()
     const after = process.memoryUsage().heapUsed
-    Effect.runSync(Scope.close(scope, Exit.void))
+    runSync(Scope.close(scope, Exit.void))
     return after - before
   }
   await measure(true) // warm up code paths

@@ -4,9 +4,10 @@
  * the parent sends, runs its acquirers for the given seconds and reports its
  * grants. It exits by itself at a hard deadline and when the parent goes away.
  */
-import { Duration, Effect, Exit, Fiber, Layer, References, Scope } from "effect"
+import { Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import type { Redis } from "effect/persistence/Redis"
 import type { RateCoordinator as RateCoordinatorService } from "market-data-pipeline"
+import { runFork, runPromise, runSync } from "./harness.ts"
 import type { CaseId, Mode, ToParent, ToWorker, WorkerConfig } from "./shared-protocol.ts"
 import { redisHost, redisPort, redisUrl, unlimited } from "./shared-protocol.ts"
 
@@ -55,20 +56,16 @@ type Driver =
     readonly close: () => Promise<unknown>
   }
 
-/** Info logs of the libraries (e.g. "registered shared provider") would interleave with the tables. */
-const quiet = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  Effect.provideService(effect, References.MinimumLogLevel, "Warn")
-
 /** Builds a layer's services in a scope of their own; `close` closes it. */
 const buildLayer = async <ROut, A>(
   layer: Layer.Layer<ROut, unknown>,
   use: Effect.Effect<A, unknown, ROut>
 ): Promise<{ readonly value: A; readonly close: () => Promise<unknown> }> => {
-  const scope = Effect.runSync(Scope.make())
-  const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
+  const scope = runSync(Scope.make())
+  const close = () => runPromise(Scope.close(scope, Exit.void))
   try {
-    const context = await Effect.runPromise(quiet(Layer.buildWithScope(layer, scope)))
-    const value = await Effect.runPromise(quiet(Effect.provideContext(use, context)))
+    const context = await runPromise(Layer.buildWithScope(layer, scope))
+    const value = await runPromise(Effect.provideContext(use, context))
     return { value, close }
   } catch (cause) {
     await bounded(close(), 1000)
@@ -216,7 +213,7 @@ const main = async () => {
     driver = made
     // one acquire before the start: connections, scripts loaded, code paths warm
     if (driver.kind === "promise") await (driver.warmUp ?? driver.acquire)()
-    else await Effect.runPromise(quiet(driver.acquire))
+    else await runPromise(driver.acquire)
   } catch (cause) {
     await send({ type: "failed", message: describe(cause) })
     return process.exit(1)
@@ -270,15 +267,15 @@ const main = async () => {
         else failed(exit.cause)
       }
     })
-    const fiber = Effect.runFork(quiet(
+    const fiber = runFork(
       Effect.forEach(Array.from({ length: concurrency }), () => acquirer, {
         concurrency: "unbounded",
         discard: true
       })
-    ))
-    await bounded(Effect.runPromise(Fiber.await(fiber)), end - Date.now() + 300)
+    )
+    await bounded(runPromise(Fiber.await(fiber)), end - Date.now() + 300)
     // interrupted waiters give their tokens back (ours), bounded
-    await bounded(Effect.runPromise(Fiber.interrupt(fiber)), 1000)
+    await bounded(runPromise(Fiber.interrupt(fiber)), 1000)
   }
   await send(
     firstError === undefined

@@ -5,7 +5,7 @@
  * (or import from "market-data-pipeline" after `npm run build`).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Clock, ConfigProvider, Console, Effect, Layer } from "effect"
+import { Clock, ConfigProvider, Console, Effect, Layer, Schedule } from "effect"
 import {
   type FeedbackEvent,
   FeedbackPublisher,
@@ -39,8 +39,10 @@ const program = Effect.gen(function*() {
 
   yield* Effect.forEach(["AAPL", "MSFT", "NVDA"], fetchQuote)
   yield* publisher.publish(yield* storeFeedback("soft", 820))
-  yield* Effect.sleep("10 millis") // the handler runs in its own fiber
-  const state = yield* rate.state("ibkr")
+  // the handler applies it in its own fiber: wait until the scale soft asks for is in force
+  const state = yield* rate.state("ibkr").pipe(
+    Effect.repeat({ until: (s) => s.pressure === "soft", schedule: Schedule.spaced("1 millis") })
+  )
   yield* Console.log(`after soft: ${state.rate} tokens/s (scale ${state.scale}, pressure ${state.pressure})`)
 
   yield* Console.log(yield* UnifiedRuntime.health)
@@ -51,8 +53,8 @@ const program = Effect.gen(function*() {
 // Settings come from Config: here a fixed map instead of the environment.
 const settings = ConfigProvider.layer(ConfigProvider.fromUnknown({
   MDP_FB_PROVIDER_NAME: "ibkr",
-  MDP_RATE_CAPACITY: "50",
-  MDP_RATE_REFILL: "50",
+  MDP_PROVIDER_RATE: "50",
+  MDP_PROVIDER_BURST: "50",
   MDP_FB_SCALE_SOFT: "0.6"
 }))
 

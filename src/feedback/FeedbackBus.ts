@@ -45,7 +45,7 @@ export interface FeedbackBusOptions {
    * series). When full, a new coordinator takes the place of the longest
    * idle one at `ok` (its series are removed); when none is at `ok`, the new
    * coordinator's events are delivered but not cached, counted in
-   * `pipeline_feedback_events_rejected_total{reason="bus_cache_full"}`.
+   * `pipeline_feedback_events_uncached_total`.
    * Default 256.
    */
   readonly maxCoordinators?: number

@@ -70,7 +70,7 @@ export interface FeedbackHandlerOptions {
    * coordinator takes the place of the longest-idle one at `ok`; when every
    * place holds `soft` or `hard`, the new coordinator's events are refused:
    * never applied, counted in
-   * `pipeline_feedback_events_rejected_total{reason="too_many_coordinators",provider}`
+   * `pipeline_feedback_events_refused_total{provider,reason="too_many_coordinators"}`
    * and logged (at most once per 10 s). Default 256.
    */
   readonly maxCoordinators?: number
@@ -160,7 +160,7 @@ export interface FeedbackHandle {
  * expires it, or it is cleared). Counts
  * `feedback_events_processed_total{provider,level}`,
  * `pipeline_rate_adjustments_total{provider,reason}`,
- * `pipeline_feedback_events_rejected_total{reason="too_many_coordinators",provider}`
+ * `pipeline_feedback_events_refused_total{provider,reason="too_many_coordinators"}`
  * and sets `pipeline_feedback_queue_depth{source}` (source = coordinator id).
  * Per event, the cost does not depend on the number of coordinators.
  *

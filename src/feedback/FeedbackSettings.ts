@@ -1,52 +1,98 @@
 /**
- * @since 0.1.0
- */
-import * as Config from "effect/Config"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import type { FeedbackPolicy } from "./FeedbackPolicy.ts"
-
-/**
- * A setting whose value cannot be used; names the variable and the value.
+ * The feedback loop's settings, with the Python pipeline's environment
+ * names: whether the handler runs, its policy, the level TTL and how many
+ * coordinators it holds. (The provider it throttles, with its rate and
+ * burst, is `ProviderSettings`.)
+ *
+ * | field | flag | variable | default |
+ * |---|---|---|---|
+ * | `enableFeedback` | `--no-feedback` (false) | `MDP_FB_ENABLE_FEEDBACK` | true |
+ * | `policy.ok` / `.soft` / `.hard` | `--scale-ok` / `--scale-soft` / `--scale-hard` | `MDP_FB_SCALE_OK` / `_SOFT` / `_HARD` | 1.0 / 0.5 / 0.0 |
+ * | `levelTtlSec` | `--level-ttl` | `MDP_FB_LEVEL_TTL` | 0 (off) |
+ * | `maxCoordinators` | `--max-coordinators` | `MDP_FB_MAX_COORDINATORS` | 256 |
+ *
+ * Each is an Effect `Config` (see `Setting`): `load` reads them from the
+ * current `ConfigProvider` and refuses a bad value with `InvalidSetting`.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import { FeedbackSettings } from "market-data-pipeline"
+ *
+ * // policy { ok: 1, soft: 0.75, hard: 0 }
+ * const settings = FeedbackSettings.load.pipe(
+ *   Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { MDP_FB_SCALE_SOFT: "0.75" } }))
+ * )
+ * ```
  *
  * @since 0.1.0
- * @category errors
  */
-export class InvalidSetting extends Data.TaggedError("InvalidSetting")<{
-  readonly variable: string
-  readonly value: string
-  readonly expected: string
-}> {
-  override get message(): string {
-    return `${this.variable}=${JSON.stringify(this.value)} is invalid: expected ${this.expected}`
-  }
+import type * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as Setting from "../runtime/Setting.ts"
+import type { FeedbackPolicy } from "./FeedbackPolicy.ts"
+
+const group = "feedback"
+
+const scale = (level: "ok" | "soft" | "hard", fallback: number, meaning: string) =>
+  Setting.make({
+    env: `MDP_FB_SCALE_${level.toUpperCase()}`,
+    flag: { _tag: "Value", name: `scale-${level}`, metavar: "S" },
+    group,
+    description: `the rate's scale at ${level} (${meaning})`,
+    schema: Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 })),
+    expected: "a number from 0 to 1",
+    default: fallback,
+    defaultText: fallback.toFixed(1)
+  })
+
+const settings = {
+  enableFeedback: Setting.make({
+    env: "MDP_FB_ENABLE_FEEDBACK",
+    flag: { _tag: "Switch", name: "no-feedback", value: false },
+    group,
+    description: "run the loop open: no feedback handler, the provider keeps its configured rate",
+    schema: Setting.BooleanText,
+    expected: "true/false, yes/no, on/off or 1/0",
+    default: true
+  }),
+  scaleOk: scale("ok", 1, "1 = full rate"),
+  scaleSoft: scale("soft", 0.5, "half the rate by default"),
+  scaleHard: scale("hard", 0, "0 = paused"),
+  levelTtl: Setting.make({
+    env: "MDP_FB_LEVEL_TTL",
+    flag: { _tag: "Value", name: "level-ttl", metavar: "SECONDS" },
+    group,
+    description: "forget a coordinator's level no report refreshed for this long (0 = never; see the README's risk)",
+    schema: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
+    expected: "seconds, a number from 0 (0 = off)",
+    default: 0,
+    defaultText: "0 (off)"
+  }),
+  maxCoordinators: Setting.make({
+    env: "MDP_FB_MAX_COORDINATORS",
+    flag: { _tag: "Value", name: "max-coordinators", metavar: "N" },
+    group,
+    description: "coordinators the handler holds and the bus caches at once",
+    schema: Schema.Int.check(Schema.isGreaterThan(0)),
+    expected: "a positive integer",
+    default: 256
+  })
 }
 
 /**
- * The feedback loop's settings, with the reference's environment names.
- *
- * | field | variable | default |
- * |---|---|---|
- * | `enableFeedback` | `MDP_FB_ENABLE_FEEDBACK` | true |
- * | `providerName` | `MDP_FB_PROVIDER_NAME` | `ibkr` |
- * | `policy.ok` / `.soft` / `.hard` | `MDP_FB_SCALE_OK` / `_SOFT` / `_HARD` | 1.0 / 0.5 / 0.0 |
- * | `capacity` | `MDP_RATE_CAPACITY` | 60 |
- * | `refillRate` | `MDP_RATE_REFILL` | 60 |
+ * The feedback loop's settings.
  *
  * @since 0.1.0
  * @category services
  */
 export class FeedbackSettings extends Context.Service<FeedbackSettings, {
+  /** Whether the feedback handler runs; without it the provider keeps its configured rate. */
   readonly enableFeedback: boolean
-  readonly providerName: string
   readonly policy: FeedbackPolicy
-  /** The provider's bucket: burst. */
-  readonly capacity: number
-  /** The provider's bucket: base refill rate, tokens/s. */
-  readonly refillRate: number
   /**
    * Seconds after which a coordinator's level that was not refreshed by a
    * report expires (`FeedbackHandler` `levelTtl`); undefined = never (the
@@ -60,32 +106,37 @@ export class FeedbackSettings extends Context.Service<FeedbackSettings, {
   readonly maxCoordinators?: number | undefined
 }>()("market-data-pipeline/FeedbackSettings") {
   /**
+   * The settings' definitions (flag, variable, check, default), for a
+   * command line or documentation built on them.
+   *
+   * @since 0.1.0
+   * @category settings
+   */
+  static readonly settings: typeof settings = settings
+
+  /**
+   * The settings from read values.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static readonly fromValues = (values: Setting.Values<typeof settings>): FeedbackSettings["Service"] =>
+    FeedbackSettings.of({
+      enableFeedback: values.enableFeedback,
+      policy: { ok: values.scaleOk, soft: values.scaleSoft, hard: values.scaleHard },
+      ...(values.levelTtl > 0 ? { levelTtlSec: values.levelTtl } : {}),
+      ...(values.maxCoordinators === 256 ? {} : { maxCoordinators: values.maxCoordinators })
+    })
+
+  /**
    * Reads the settings from the current `ConfigProvider` (the environment
    * by default). A bad value fails with `InvalidSetting`.
    *
    * @since 0.1.0
    * @category constructors
    */
-  static readonly load: Effect.Effect<FeedbackSettings["Service"], InvalidSetting | Config.ConfigError> = Effect.gen(
-    function*() {
-      const policy = {
-        ok: yield* setting("MDP_FB_SCALE_OK", 1, unitInterval),
-        soft: yield* setting("MDP_FB_SCALE_SOFT", 0.5, unitInterval),
-        hard: yield* setting("MDP_FB_SCALE_HARD", 0, unitInterval)
-      }
-      const levelTtl = yield* setting("MDP_FB_LEVEL_TTL", 0, seconds)
-      const maxCoordinators = yield* setting("MDP_FB_MAX_COORDINATORS", 256, positiveInteger)
-      return FeedbackSettings.of({
-        enableFeedback: yield* setting("MDP_FB_ENABLE_FEEDBACK", true, boolean),
-        providerName: yield* setting("MDP_FB_PROVIDER_NAME", "ibkr", nonEmpty),
-        policy,
-        capacity: yield* setting("MDP_RATE_CAPACITY", 60, positiveInteger),
-        refillRate: yield* setting("MDP_RATE_REFILL", 60, positive),
-        ...(levelTtl > 0 ? { levelTtlSec: levelTtl } : {}),
-        ...(maxCoordinators === 256 ? {} : { maxCoordinators })
-      })
-    }
-  )
+  static readonly load: Effect.Effect<FeedbackSettings["Service"], Setting.InvalidSetting | Config.ConfigError> = Effect
+    .suspend(() => Effect.map(Setting.readAll(settings), FeedbackSettings.fromValues))
 
   /**
    * `FeedbackSettings` read from the current `ConfigProvider`.
@@ -93,82 +144,6 @@ export class FeedbackSettings extends Context.Service<FeedbackSettings, {
    * @since 0.1.0
    * @category layers
    */
-  static readonly layerConfig: Layer.Layer<FeedbackSettings, InvalidSetting | Config.ConfigError> = Layer.effect(
-    FeedbackSettings,
-    FeedbackSettings.load
-  )
-}
-
-interface Parser<A> {
-  readonly expected: string
-  readonly parse: (raw: string) => A | undefined
-}
-
-const setting = <A>(
-  variable: string,
-  fallback: A,
-  parser: Parser<A>
-): Effect.Effect<A, InvalidSetting | Config.ConfigError> =>
-  Effect.gen(function*() {
-    const raw = yield* Config.option(Config.String(variable))
-    if (Option.isNone(raw)) return fallback
-    const value = parser.parse(raw.value.trim())
-    if (value === undefined) {
-      return yield* Effect.fail(new InvalidSetting({ variable, value: raw.value, expected: parser.expected }))
-    }
-    return value
-  })
-
-const number = (raw: string): number | undefined => {
-  if (raw === "") return undefined
-  const n = Number(raw)
-  return Number.isFinite(n) ? n : undefined
-}
-
-const unitInterval: Parser<number> = {
-  expected: "a number from 0 to 1",
-  parse: (raw) => {
-    const n = number(raw)
-    return n !== undefined && n >= 0 && n <= 1 ? n : undefined
-  }
-}
-
-const positive: Parser<number> = {
-  expected: "a positive number",
-  parse: (raw) => {
-    const n = number(raw)
-    return n !== undefined && n > 0 ? n : undefined
-  }
-}
-
-const positiveInteger: Parser<number> = {
-  expected: "a positive integer",
-  parse: (raw) => {
-    const n = number(raw)
-    return n !== undefined && Number.isSafeInteger(n) && n > 0 ? n : undefined
-  }
-}
-
-const seconds: Parser<number> = {
-  expected: "seconds, a number from 0 (0 = off)",
-  parse: (raw) => {
-    const n = number(raw)
-    return n !== undefined && n >= 0 ? n : undefined
-  }
-}
-
-const nonEmpty: Parser<string> = {
-  expected: "a non-empty name",
-  parse: (raw) => raw === "" ? undefined : raw
-}
-
-const truthy = new Set(["true", "1", "yes", "on", "y"])
-const falsy = new Set(["false", "0", "no", "off", "n"])
-
-const boolean: Parser<boolean> = {
-  expected: "true/false, yes/no, on/off or 1/0",
-  parse: (raw) => {
-    const lower = raw.toLowerCase()
-    return truthy.has(lower) ? true : falsy.has(lower) ? false : undefined
-  }
+  static readonly layerConfig: Layer.Layer<FeedbackSettings, Setting.InvalidSetting | Config.ConfigError> = Layer
+    .effect(FeedbackSettings, FeedbackSettings.load)
 }

@@ -1,6 +1,31 @@
 /**
  * The pipeline's metrics, as Prometheus text and inside a prom-client registry.
  *
+ * The components (rate coordinator, feedback bus and handler, HTTP API, Pulse)
+ * register their series in the `Metric.MetricRegistry` of the context they are
+ * built in: by default the application's, which `PrometheusMetrics.format` and
+ * `PrometheusMetrics.layerHttp` read, so an Effect application exports them
+ * with its own metrics and needs nothing from this module. Use
+ * `PipelineMetrics` for the same text as a value (`prometheus`, what the
+ * service's `/metrics` serves), for a prom-client application
+ * (`registerInto`), or to give a runtime a registry of its own (`isolated`).
+ * What each metric is (name, type, help, labels) is in `metricDefinitionList`.
+ *
+ * Gotcha: two runtimes in one registry write the same series (the bus's, and a
+ * provider's when they share one); the later one's replace the earlier one's.
+ * Isolate one of them.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { PipelineMetrics, UnifiedRuntime } from "market-data-pipeline"
+ *
+ * // a registry of the runtime's own, e.g. in a test
+ * const text = Effect.flatMap(Effect.service(PipelineMetrics), (metrics) => metrics.prometheus).pipe(
+ *   Effect.provide(PipelineMetrics.isolated(UnifiedRuntime.layer))
+ * )
+ * ```
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
@@ -12,84 +37,43 @@ import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type * as Scope from "effect/Scope"
 import type { Registry } from "prom-client"
 import * as Cells from "./internal/cells.ts"
+import { type MetricDefinition, metricDefinitionList } from "./MetricDefinitions.ts"
 
 /**
- * Every metric the pipeline reports: name, Prometheus type and help text.
- * Kept from the Python reference (dashboards depend on them) plus the ones
- * this port adds.
- *
- * @since 0.1.0
- * @category models
- */
-export const pipelineMetricNames: ReadonlyArray<{
-  readonly name: string
-  readonly type: "counter" | "gauge" | "histogram"
-  readonly help: string
-}> = [
-  { name: "pipeline_rate_scale_factor", type: "gauge", help: "Rate scale in force (0..1)" },
-  { name: "pipeline_backpressure_state", type: "gauge", help: "Backpressure level (0 ok, 1 soft, 2 hard)" },
-  { name: "pipeline_feedback_queue_depth", type: "gauge", help: "Queue depth reported by feedback" },
-  { name: "feedback_events_processed_total", type: "counter", help: "Feedback events processed" },
-  { name: "pipeline_rate_adjustments_total", type: "counter", help: "Rate adjustments applied" },
-  { name: "pipeline_feedback_events_received_total", type: "counter", help: "Feedback events received" },
-  { name: "pipeline_feedback_events_rejected_total", type: "counter", help: "Feedback bodies rejected" },
-  { name: "pipeline_feedback_events_dropped_total", type: "counter", help: "Feedback events dropped" },
-  { name: "pipeline_feedback_subscriber_errors_total", type: "counter", help: "Feedback subscriber failures" },
-  { name: "pipeline_rate_tokens_granted_total", type: "counter", help: "Tokens granted" },
-  {
-    name: "pipeline_rate_tokens_returned_total",
-    type: "counter",
-    help: "Tokens granted to a waiter interrupted before it resumed, given back"
-  },
-  { name: "pipeline_rate_waiters", type: "gauge", help: "Acquirers waiting for tokens" },
-  {
-    name: "pipeline_rate_shared_degraded",
-    type: "gauge",
-    help: "1 while the provider runs on its local fallback bucket (its Redis unavailable)"
-  },
-  {
-    name: "pipeline_rate_redis_errors_total",
-    type: "counter",
-    help: "Redis calls of the shared bucket that failed or timed out"
-  },
-  { name: "pipeline_rate_wait_seconds", type: "histogram", help: "Seconds from acquire to grant" },
-  { name: "pulse_consume_total", type: "counter", help: "Total Pulse events consumed" },
-  { name: "pulse_lag_ms", type: "gauge", help: "Pulse consumer lag (ms) from event timestamp" },
-  { name: "pulse_dlq_messages_total", type: "counter", help: "Pulse entries written to the dead-letter stream" },
-  { name: "pulse_acks_total", type: "counter", help: "Pulse entries acknowledged" },
-  { name: "pulse_pending_messages", type: "gauge", help: "Pulse entries delivered to this group and not acknowledged" },
-  { name: "pulse_publish_total", type: "counter", help: "Pulse publishes" },
-  { name: "pulse_publish_latency_ms", type: "histogram", help: "Pulse publish latency in ms" }
-]
-
-/**
- * One runtime's metrics. They live in the `Metric.MetricRegistry` of the
- * context this service was built in; give each runtime its own registry
- * (`UnifiedRuntime.layer` does) and two runtimes never mix.
+ * The pipeline's metrics, in the `Metric.MetricRegistry` of the context it
+ * was built in. `UnifiedRuntime.layer` uses the application's registry (the
+ * one `PrometheusMetrics` and your own exporters read), so the `pipeline_*`
+ * series appear next to your own; `PipelineMetrics.isolated(layer)` gives a
+ * runtime a registry of its own instead (tests, several runtimes in one
+ * process).
  *
  * @since 0.1.0
  * @category services
  */
 export class PipelineMetrics extends Context.Service<PipelineMetrics, {
-  /** The metrics as Prometheus text exposition (what `/metrics` serves). */
+  /**
+   * The registry this service lives in as Prometheus text exposition (what
+   * `/metrics` serves): the pipeline's series and any other metric in it.
+   */
   readonly prometheus: Effect.Effect<string>
-  /** The metrics as Effect snapshots. */
+  /** Every series of that registry, as Effect snapshots. */
   readonly snapshot: Effect.Effect<ReadonlyArray<Metric.Metric.Snapshot>>
   /**
-   * Adds every pipeline metric to a prom-client `Registry`, values read at
-   * scrape time, until the scope closes. Fails if the registry already has a
-   * metric of the same name (another runtime: use one registry each).
+   * Adds every pipeline metric (`metricDefinitionList`) to a prom-client
+   * `Registry`, values read at scrape time, until the scope closes. Fails if
+   * the registry already has a metric of the same name (another runtime: use
+   * one registry each).
    */
   readonly registerInto: (registry: Registry) => Effect.Effect<void, DuplicateMetric, Scope.Scope>
-  /** Adds 1 to a counter of this runtime (registered on first use), e.g. rejections at an edge. */
-  readonly increment: (
-    name: string,
-    description: string,
-    labels: Readonly<Record<string, string>>
+  /** Adds 1 to a series of a pipeline counter (registered on first use), e.g. rejections at an edge. */
+  readonly increment: <Label extends string>(
+    definition: MetricDefinition<Label, "counter">,
+    labels: Readonly<Record<Label, string>>
   ) => Effect.Effect<void>
 }>()("market-data-pipeline/PipelineMetrics") {
   /**
-   * Reads the registry of the context it is built in.
+   * Reads the registry of the context it is built in. Its series are removed
+   * when its scope closes.
    *
    * @since 0.1.0
    * @category layers
@@ -98,33 +82,70 @@ export class PipelineMetrics extends Context.Service<PipelineMetrics, {
     PipelineMetrics,
     Effect.gen(function*() {
       const context = yield* Effect.context<never>()
+      const registry = Context.get(context, Metric.MetricRegistry)
+      const others = runtimesIn.get(registry) ?? 0
+      if (others > 0) {
+        yield* Effect.logWarning(
+          "another pipeline runtime reports into this Metric.MetricRegistry: their series with equal labels " +
+            "replace each other; give each runtime a registry of its own with PipelineMetrics.isolated(layer)"
+        )
+      }
+      runtimesIn.set(registry, others + 1)
       const cells = Cells.make(context)
-      yield* Effect.addFinalizer(() => Effect.sync(cells.dispose))
-      const snapshot = () => Metric.snapshotUnsafe(context)
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          cells.dispose()
+          const left = (runtimesIn.get(registry) ?? 1) - 1
+          if (left > 0) runtimesIn.set(registry, left)
+          else runtimesIn.delete(registry)
+        })
+      )
       return PipelineMetrics.of({
-        increment: (name, description, labels) =>
+        increment: (definition, labels) =>
           Effect.sync(() => {
-            cells.counter(name, description, labels).value++
+            cells.counter(definition, labels).value++
           }),
         prometheus: Effect.sync(() => PrometheusMetrics.formatUnsafe(context)),
-        snapshot: Effect.sync(snapshot),
-        registerInto: (registry) =>
+        snapshot: Effect.sync(() => Metric.snapshotUnsafe(context)),
+        registerInto: (promRegistry) =>
           Effect.acquireRelease(
             Effect.suspend(() => {
-              const taken = pipelineMetricNames.find(({ name }) => registry.getSingleMetric(name) !== undefined)
+              const taken = metricDefinitionList.find(({ name }) => promRegistry.getSingleMetric(name) !== undefined)
               if (taken !== undefined) return Effect.fail(new DuplicateMetric({ name: taken.name }))
-              for (const family of pipelineMetricNames) registry.registerMetric(collector(family, snapshot) as any)
+              for (const definition of metricDefinitionList) {
+                promRegistry.registerMetric(collector(definition, registry, context) as any)
+              }
               return Effect.void
             }),
             () =>
               Effect.sync(() => {
-                for (const { name } of pipelineMetricNames) registry.removeSingleMetric(name)
+                for (const { name } of metricDefinitionList) promRegistry.removeSingleMetric(name)
               })
           )
       })
     })
   )
+
+  /**
+   * Builds `layer` with a `Metric.MetricRegistry` of its own, kept in its
+   * output so that layers built on it (the HTTP API, a Pulse consumer) report
+   * there too: `PipelineMetrics.isolated(UnifiedRuntime.layer)`. For tests,
+   * and for several runtimes in one process, whose series would otherwise
+   * replace each other in the application's registry. That registry's series
+   * are then only in `PipelineMetrics.prometheus` (and `registerInto`), not
+   * in the application's exporters.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly isolated = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+    // (the cast: the registry is a reference, which a layer's output type does not list)
+    layer.pipe(Layer.provideMerge(Layer.sync(Metric.MetricRegistry, () => new Map()))) as Layer.Layer<A, E, R>
 }
+
+// How many `PipelineMetrics` services live in each registry, for the warning
+// about runtimes sharing one. Keyed weakly: it keeps no registry alive.
+const runtimesIn = new WeakMap<Metric.MetricRegistry, number>()
 
 /**
  * The prom-client registry already has a metric of that name.
@@ -140,36 +161,32 @@ export class DuplicateMetric extends Data.TaggedError("DuplicateMetric")<{ reado
 
 type Labels = Record<string, string | number>
 
-// prom-client reads a registered metric through `get()` at scrape time.
+// prom-client reads a registered metric through `get()` at scrape time: the
+// family's series in the registry, read the way `PrometheusMetrics` reads them.
 const collector = (
-  family: (typeof pipelineMetricNames)[number],
-  snapshot: () => ReadonlyArray<Metric.Metric.Snapshot>
+  definition: MetricDefinition,
+  registry: Metric.MetricRegistry,
+  context: Context.Context<never>
 ) => {
+  const { help, name, type } = definition
   const read = () => {
     const values: Array<{ labels: Labels; value: number; metricName?: string }> = []
-    for (const s of snapshot()) {
-      if (s.id !== family.name) continue
-      const labels: Labels = { ...s.attributes }
-      const state = s.state as any
-      if (s.type === "Histogram") {
+    for (const series of registry.values()) {
+      if (series.id !== name) continue
+      const labels: Labels = { ...series.attributes }
+      const state = series.hooks.get(context)
+      if (series.type === "Histogram") {
         for (const [le, count] of state.buckets as ReadonlyArray<[number, number]>) {
-          values.push({ metricName: `${family.name}_bucket`, labels: { ...labels, le }, value: count })
+          values.push({ metricName: `${name}_bucket`, labels: { ...labels, le }, value: count })
         }
-        values.push({ metricName: `${family.name}_bucket`, labels: { ...labels, le: "+Inf" }, value: state.count })
-        values.push({ metricName: `${family.name}_sum`, labels, value: state.sum })
-        values.push({ metricName: `${family.name}_count`, labels, value: state.count })
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: "+Inf" }, value: state.count })
+        values.push({ metricName: `${name}_sum`, labels, value: state.sum })
+        values.push({ metricName: `${name}_count`, labels, value: state.count })
       } else {
-        values.push({ labels, value: s.type === "Counter" ? Number(state.count) : Number(state.value) })
+        values.push({ labels, value: series.type === "Counter" ? Number(state.count) : Number(state.value) })
       }
     }
-    return { name: family.name, help: family.help, type: family.type, aggregator: "sum", values }
+    return { name, help, type, aggregator: "sum", values }
   }
-  return {
-    name: family.name,
-    help: family.help,
-    type: family.type,
-    aggregator: "sum",
-    get: () => Promise.resolve(read()),
-    reset: () => {}
-  }
+  return { name, help, type, aggregator: "sum", get: () => Promise.resolve(read()), reset: () => {} }
 }

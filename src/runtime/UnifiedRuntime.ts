@@ -9,18 +9,22 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import type { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import type { HealthComponent, HealthState, HealthStatus } from "../contracts/Health.ts"
 import { RateController } from "../contracts/RateController.ts"
 import { FeedbackBus } from "../feedback/FeedbackBus.ts"
 import * as FeedbackHandler from "../feedback/FeedbackHandler.ts"
-import { FeedbackSettings, type InvalidSetting } from "../feedback/FeedbackSettings.ts"
+import type { FeedbackPolicy } from "../feedback/FeedbackPolicy.ts"
+import { FeedbackSettings } from "../feedback/FeedbackSettings.ts"
 import * as RateCoordinatorAdapter from "../feedback/RateCoordinatorAdapter.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
-import { RateCoordinator } from "../rate/RateCoordinator.ts"
+import { CoordinatorLevels } from "../rate/CoordinatorLevels.ts"
+import { ProviderSettings } from "../rate/ProviderSettings.ts"
+import { type ProviderState, RateCoordinator } from "../rate/RateCoordinator.ts"
 import type { InvalidProviderOptions } from "../rate/RateError.ts"
 import { version } from "../version.ts"
+import type { InvalidSetting } from "./Setting.ts"
 
 /**
  * What `UnifiedRuntime.layer` provides.
@@ -36,12 +40,15 @@ export type UnifiedRuntimeServices =
   | RateController
   | PipelineMetrics
   | FeedbackSettings
+  | ProviderSettings
 
 /**
  * A running pipeline runtime: a `RateCoordinator` with the configured
  * provider registered, a `FeedbackBus`, the `RateController` adapter, the
  * feedback handler consuming the bus (unless feedback is disabled), and
- * metrics in a registry of its own.
+ * its metrics in the application's `Metric.MetricRegistry` (the one
+ * `PrometheusMetrics` and your exporters read); `PipelineMetrics.isolated`
+ * gives a runtime a registry of its own.
  *
  * @since 0.1.0
  * @category services
@@ -57,7 +64,7 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
 }>()("market-data-pipeline/UnifiedRuntime") {
   /**
    * The runtime, with settings read from the current `ConfigProvider`
-   * (`MDP_FB_*`, `MDP_RATE_*`). Closing its scope stops the handler and
+   * (`FeedbackSettings`, `ProviderSettings`: `MDP_FB_*`, `MDP_PROVIDER_*`). Closing its scope stops the handler and
    * removes its metrics; nothing keeps running.
    *
    * @since 0.1.0
@@ -66,22 +73,26 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
   static readonly layer: Layer.Layer<
     UnifiedRuntimeServices,
     InvalidSetting | Config.ConfigError | InvalidProviderOptions
-  > = Layer.suspend(() => UnifiedRuntime.layerWithSettings.pipe(Layer.provideMerge(FeedbackSettings.layerConfig)))
+  > = Layer.suspend(() =>
+    UnifiedRuntime.layerWithSettings.pipe(
+      Layer.provideMerge(Layer.merge(FeedbackSettings.layerConfig, ProviderSettings.layerConfig))
+    )
+  )
 
   /**
-   * The runtime for the `FeedbackSettings` in context.
+   * The runtime for the `FeedbackSettings` and `ProviderSettings` in context.
    *
    * @since 0.1.0
    * @category layers
    */
   static readonly layerWithSettings: Layer.Layer<
-    Exclude<UnifiedRuntimeServices, FeedbackSettings>,
+    Exclude<UnifiedRuntimeServices, FeedbackSettings | ProviderSettings>,
     InvalidProviderOptions,
-    FeedbackSettings
+    FeedbackSettings | ProviderSettings
   > = Layer.suspend(() => UnifiedRuntime.layerWithCoordinator(RateCoordinator.layer))
 
   /**
-   * The runtime for the `FeedbackSettings` in context, on the given
+   * The runtime for the `FeedbackSettings` and `ProviderSettings` in context, on the given
    * coordinator layer: `RateCoordinator.layer` (in process) or
    * `RateCoordinator.layerRedis(options)` (buckets shared through Redis;
    * provide its `Redis` service). The coordinator is built inside the
@@ -95,9 +106,9 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
   static readonly layerWithCoordinator = <Extra, E, R>(
     coordinator: Layer.Layer<RateCoordinator | Extra, E, R>
   ): Layer.Layer<
-    Exclude<UnifiedRuntimeServices, FeedbackSettings> | Extra,
+    Exclude<UnifiedRuntimeServices, FeedbackSettings | ProviderSettings> | Extra,
     InvalidProviderOptions | E,
-    FeedbackSettings | R
+    FeedbackSettings | ProviderSettings | R
   > => {
     // the bus caches as many coordinators as the handler holds
     const bus = Layer.unwrap(Effect.map(
@@ -107,14 +118,14 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
     const services = Layer.mergeAll(coordinator, bus, PipelineMetrics.layer)
     const withAdapter = RateCoordinatorAdapter.layer.pipe(Layer.provideMerge(services))
     const runtime = Layer.effect(UnifiedRuntime, start).pipe(Layer.provideMerge(withAdapter))
-    // A registry of its own: two runtimes in one process never mix their metrics. It is also in the
-    // layer's output, so layers built on the runtime (a Pulse consumer, the HTTP API) report into it.
+    // Metrics go into the registry of the context the layer is built in: the application's, unless
+    // `PipelineMetrics.isolated` gave the runtime one of its own.
     // (The cast: TypeScript cannot see through the generic Excludes that the coordinator, provided
     // here, satisfies the adapter's and the runtime's requirement on RateCoordinator.)
-    return runtime.pipe(Layer.provideMerge(Layer.sync(Metric.MetricRegistry, () => new Map()))) as Layer.Layer<
-      Exclude<UnifiedRuntimeServices, FeedbackSettings> | Extra,
+    return runtime as Layer.Layer<
+      Exclude<UnifiedRuntimeServices, FeedbackSettings | ProviderSettings> | Extra,
       InvalidProviderOptions | E,
-      FeedbackSettings | R
+      FeedbackSettings | ProviderSettings | R
     >
   }
 
@@ -132,9 +143,10 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
 
 const start = Effect.gen(function*() {
   const settings = yield* FeedbackSettings
+  const providerSettings = yield* ProviderSettings
   const coordinator = yield* RateCoordinator
-  const provider = settings.providerName
-  yield* coordinator.registerProvider(provider, { capacity: settings.capacity, refillRate: settings.refillRate })
+  const provider = providerSettings.name
+  yield* coordinator.registerProvider(provider, { capacity: providerSettings.burst, refillRate: providerSettings.rate })
   let feedback: FeedbackHandler.FeedbackHandle | undefined
   if (settings.enableFeedback) {
     // the settings were validated when read: a bad option here is a bug
@@ -148,35 +160,42 @@ const start = Effect.gen(function*() {
   } else {
     yield* Effect.logInfo(`feedback disabled: provider ${provider} keeps its configured rate`)
   }
+  // with shared buckets, coordinators heard by other processes also hold the provider
+  const shared = Option.isSome(yield* Effect.serviceOption(CoordinatorLevels))
   const health = Effect.gen(function*() {
     const state = yield* Effect.orDie(coordinator.state(provider))
-    const rateState: HealthState = state.circuit === "open" || state.inCooldown
+    const now = yield* Clock.currentTimeMillis
+    const feedbackComponent = feedback === undefined
+      ? { name: "feedback", state: "healthy" as const, details: { enabled: "false" } }
+      : describeFeedback(yield* feedback.status, state, settings.policy, shared, now)
+    const rateDetails: Record<string, string> = {
+      provider,
+      rate: String(state.rate),
+      scale: String(state.scale),
+      pressure: state.pressure,
+      circuit: state.circuit,
+      in_cooldown: String(state.inCooldown),
+      waiters: String(state.waiters)
+    }
+    let rateState: HealthState = state.circuit === "open" || state.inCooldown
       ? "unhealthy"
       : state.circuit === "half_open"
       ? "degraded"
       : "healthy"
-    const now = yield* Clock.currentTimeMillis
-    const feedbackComponent = feedback === undefined
-      ? { name: "feedback", state: "healthy" as const, details: { enabled: "false" } }
-      : describeFeedback(yield* feedback.status, state.scale, settings.policy.ok, now)
+    // paused, and no feedback component says by whom: feedback is disabled here
+    if (rateState === "healthy" && state.scale === 0 && feedbackComponent.state === "healthy") {
+      rateState = "degraded"
+      rateDetails["reason"] = `provider paused (scale 0)${
+        state.pressure === "ok" ? "" : ` at ${state.pressure}`
+      }; feedback is disabled here: set by the application${shared ? " or by another process sharing the bucket" : ""}`
+    }
     const components: Array<HealthComponent> = [
-      {
-        name: "rate_coordinator",
-        state: rateState,
-        details: {
-          provider,
-          rate: String(state.rate),
-          scale: String(state.scale),
-          pressure: state.pressure,
-          circuit: state.circuit,
-          in_cooldown: String(state.inCooldown),
-          waiters: String(state.waiters)
-        }
-      },
+      { name: "rate_coordinator", state: rateState, details: rateDetails },
       feedbackComponent
     ]
     // unhealthy: the provider cannot be called at all (open circuit, cooldown);
-    // degraded: it is throttled or paused by a coordinator, or its breaker is half-open
+    // degraded: it is throttled or paused (by a coordinator, the policy or the application), or
+    // its breaker is half-open
     const overall = worstState([rateState, feedbackComponent.state])
     const status: HealthStatus = {
       service: "market-data-pipeline",
@@ -201,23 +220,36 @@ const MAX_HOLDERS_LISTED = 5
 /**
  * The feedback component: degraded while a coordinator throttles or pauses
  * the provider, naming who, at which level, since when and how long ago it
- * last reported.
+ * last reported; with shared buckets, also while a coordinator only another
+ * process heard holds it; and while the policy itself pauses it at `ok`.
  */
 const describeFeedback = (
   status: FeedbackHandler.FeedbackStatus,
-  scale: number,
-  recovered: number,
+  state: ProviderState,
+  policy: FeedbackPolicy,
+  shared: boolean,
   now: number
 ): HealthComponent => {
+  const scale = state.scale
+  const held = scale === 0 ? "paused" : "throttled"
   const details: Record<string, string> = {
     enabled: "true",
     level: status.level,
     coordinators: String(status.coordinators.length)
   }
   if (status.level === "ok") {
+    if (shared && (state.pressure !== "ok" || scale < policy.ok)) {
+      details["reason"] = `provider ${held} (scale ${scale}) at ${state.pressure} ` +
+        "by a coordinator another process heard (shared buckets; DELETE /feedback/{coordinator_id} clears it)"
+      return { name: "feedback", state: "degraded", details }
+    }
+    if (scale === 0 && policy.ok === 0) {
+      details["reason"] = "provider paused (scale 0) by the policy: its scale for ok is 0"
+      return { name: "feedback", state: "degraded", details }
+    }
     // back at ok, but a recovery ramp has not brought the rate up yet
-    if (scale >= recovered) return { name: "feedback", state: "healthy", details }
-    details["reason"] = `provider recovering (scale ${scale}, rising to ${recovered})`
+    if (scale >= policy.ok) return { name: "feedback", state: "healthy", details }
+    details["reason"] = `provider recovering (scale ${scale}, rising to ${policy.ok})`
     return { name: "feedback", state: "degraded", details }
   }
   const listed = status.holders.slice(0, MAX_HOLDERS_LISTED).map((holder) =>
@@ -227,7 +259,7 @@ const describeFeedback = (
   )
   const more = status.holders.length - listed.length
   details["held_by"] = listed.join("; ") + (more > 0 ? `; and ${more} more` : "")
-  details["reason"] = `provider ${scale === 0 ? "paused" : "throttled"} (scale ${scale}) by ${
+  details["reason"] = `provider ${held} (scale ${scale}) by ${
     status.holders.length === 1 ? status.holders[0]!.coordinatorId : `${status.holders.length} coordinators`
   } at ${status.level}`
   return { name: "feedback", state: "degraded", details }

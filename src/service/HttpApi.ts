@@ -6,11 +6,13 @@
  */
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as ByteSize from "effect/ByteSize"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as HttpIncomingMessage from "effect/http/HttpIncomingMessage"
 import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerError from "effect/http/HttpServerError"
 import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
@@ -21,6 +23,7 @@ import { decodeUnknown, encodeJson } from "../contracts/Codec.ts"
 import { coordinatorIdIssue, FeedbackEvent } from "../contracts/FeedbackEvent.ts"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { HealthStatus } from "../contracts/Health.ts"
+import { metricDefinitions } from "../metrics/MetricDefinitions.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
 import { UnifiedRuntime } from "../runtime/UnifiedRuntime.ts"
 
@@ -132,6 +135,20 @@ export const tokenIssue = (token: string): string | undefined =>
     ? "must not contain white space (it could never be sent as Bearer <token>)"
     : undefined
 
+/**
+ * The methods a path of the API accepts (`Allow`), or `undefined` for a path
+ * it does not serve. `HEAD` goes with every `GET`.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const allowedMethods = (url: string): string | undefined => {
+  const path = url.split(/[?#]/, 1)[0] ?? ""
+  if (path === "/metrics" || path === "/healthz") return "GET, HEAD"
+  if (path === "/feedback") return "POST"
+  return /^\/feedback\/[^/]+$/.test(path) ? "DELETE" : undefined
+}
+
 const bearer = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i
 const jsonMediaType = /^application\/json[ \t]*(;.*)?$/i
 
@@ -154,6 +171,9 @@ const jsonMediaType = /^application\/json[ \t]*(;.*)?$/i
  * bytes or with control characters included), a body over the limit 413, a
  * new coordinator with no free slot 429, too many scrapes at once 503; each
  * rejection is counted in `pipeline_feedback_events_rejected_total{reason}`.
+ * A path of the API asked with a method it does not take is a 405 with
+ * `Allow` (`GET /feedback` → `Allow: POST`), any other path a 404, both
+ * with the same JSON error body (and not counted: they carry no feedback).
  *
  * @since 0.1.0
  * @category layers
@@ -182,7 +202,7 @@ export const routes = (
 
       const reject = (status: number, reason: string, message: string, headers?: Record<string, string>) =>
         Effect.as(
-          metrics.increment("pipeline_feedback_events_rejected_total", "Feedback bodies rejected", { reason }),
+          metrics.increment(metricDefinitions.eventsRejected, { reason }),
           json(status, { error: reason, message }, headers)
         )
       const tooLarge = reject(413, "too_large", `body over ${maxBodyBytes} bytes`)
@@ -272,11 +292,10 @@ export const routes = (
           return json(202, { accepted: true, coordinator_id: coordinatorId, level })
         })
 
-      const clear = (request: HttpServerRequest.HttpServerRequest) =>
+      const clear = (request: HttpServerRequest.HttpServerRequest, id: string) =>
         Effect.gen(function*() {
           const refusal = refused(request, true)
           if (refusal !== undefined) return yield* refusal
-          const id = (yield* HttpRouter.params)["coordinator_id"] ?? ""
           const cleared = runtime.feedback === undefined ? false : yield* runtime.feedback.clear(id)
           if (!cleared) {
             return json(404, { error: "unknown_coordinator", message: `no coordinator ${JSON.stringify(id)}` })
@@ -312,8 +331,47 @@ export const routes = (
         })
 
       yield* router.add("POST", "/feedback", feedback)
-      yield* router.add("DELETE", "/feedback/:coordinator_id", clear)
+      yield* router.add(
+        "DELETE",
+        "/feedback/:coordinator_id",
+        (request) => Effect.flatMap(HttpRouter.params, (params) => clear(request, params["coordinator_id"] ?? ""))
+      )
       yield* router.add("GET", "/metrics", scrape)
       yield* router.add("GET", "/healthz", health)
+      // The router knows only the routes above; a request matching none of them still passes the
+      // Host check, then is a 405 naming the methods its path takes, or a 404.
+      const unrouted = (request: HttpServerRequest.HttpServerRequest) => {
+        const refusal = refused(request, false)
+        if (refusal !== undefined) return refusal
+        const path = request.url.split(/[?#]/, 1)[0] ?? ""
+        const allow = allowedMethods(path)
+        if (allow === undefined) {
+          return Effect.succeed(json(404, { error: "not_found", message: `no route ${request.method} ${path}` }))
+        }
+        if (request.method === "DELETE" && allow === "DELETE") {
+          // the route, refused by the router for a parameter over its 100 characters: a
+          // percent-encoded id of 128 bytes takes up to 384
+          let id: string
+          try {
+            id = decodeURIComponent(path.slice("/feedback/".length))
+          } catch {
+            id = path.slice("/feedback/".length)
+          }
+          return clear(request, id)
+        }
+        return Effect.succeed(json(405, {
+          error: "method_not_allowed",
+          message: `${request.method} ${path} is not allowed; ${path} takes ${allow}`
+        }, { allow }))
+      }
+      yield* router.addGlobalMiddleware((effect) =>
+        Effect.catchCause(effect, (cause) => {
+          const error = Cause.findErrorOption(cause)
+          return error._tag === "Some" && HttpServerError.isHttpServerError(error.value) &&
+              error.value.reason._tag === "RouteNotFound"
+            ? unrouted(error.value.reason.request)
+            : Effect.failCause(cause)
+        })
+      )
     })
   )

@@ -6,13 +6,17 @@
  * in flight finish for a bounded time, then closes whatever is left (idle
  * keep-alive and half-sent connections included).
  *
+ * A port that cannot be bound fails the layer with a {@link ListenError}
+ * whose message is one line a person can act on (`port 9108 is in use; pass
+ * --port`), not Node's error with a stack.
+ *
  * @since 0.1.0
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpServer from "effect/http/HttpServer"
-import type * as HttpServerError from "effect/http/HttpServerError"
 import * as Layer from "effect/Layer"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { Socket } from "node:net"
@@ -37,6 +41,64 @@ export interface HttpServerNodeOptions {
   readonly headersTimeout?: Duration.Input | undefined
   /** Time to receive a whole request, headers and body; default 10 s. */
   readonly requestTimeout?: Duration.Input | undefined
+}
+
+/**
+ * The server could not listen on its address. `reason` says why: the port is
+ * taken by another process (`AddressInUse`, `EADDRINUSE`), the user may not
+ * bind it (`AccessDenied`, `EACCES`: a port below 1024 without privileges),
+ * the host is not an address of this machine (`AddressNotAvailable`,
+ * `EADDRNOTAVAIL`) or a name that does not resolve (`HostNotFound`), or
+ * something else (`Other`, with Node's message). The message is one line
+ * naming the option to change.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ListenError extends Data.TaggedError("ListenError")<{
+  readonly reason: "AddressInUse" | "AccessDenied" | "AddressNotAvailable" | "HostNotFound" | "Other"
+  readonly host: string
+  readonly port: number
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    switch (this.reason) {
+      case "AddressInUse":
+        return `port ${this.port} is in use; pass --port`
+      case "AccessDenied":
+        return `port ${this.port} may not be bound by this user${
+          this.port < 1024 ? " (ports below 1024 need privileges)" : ""
+        }; pass --port`
+      case "AddressNotAvailable":
+        return `address ${this.host} is not an address of this machine; pass --host`
+      case "HostNotFound":
+        return `host ${this.host} cannot be resolved; pass --host`
+      case "Other":
+        return `cannot listen on ${this.host}:${this.port}: ${
+          this.cause instanceof Error ? this.cause.message : String(this.cause)
+        }`
+    }
+  }
+}
+
+const listenReasons: Record<string, ListenError["reason"]> = {
+  EADDRINUSE: "AddressInUse",
+  EACCES: "AccessDenied",
+  EPERM: "AccessDenied",
+  EADDRNOTAVAIL: "AddressNotAvailable",
+  ENOTFOUND: "HostNotFound",
+  EAI_AGAIN: "HostNotFound",
+  EAI_NONAME: "HostNotFound"
+}
+
+const listenError = (options: HttpServerNodeOptions, cause: unknown): ListenError => {
+  const code = (cause as { readonly code?: unknown } | null)?.code
+  return new ListenError({
+    reason: (typeof code === "string" ? listenReasons[code] : undefined) ?? "Other",
+    host: options.host,
+    port: options.port,
+    cause
+  })
 }
 
 const millis = (input: Duration.Input | undefined, fallback: number): number =>
@@ -110,14 +172,15 @@ export const makeNodeServer = (options: Omit<HttpServerNodeOptions, "port" | "ho
  * The `HttpServer` (and Node's HTTP platform services) on a server made by
  * {@link makeNodeServer}. Closing the layer's scope stops accepting, waits
  * up to `shutdownTimeout` for requests in flight, then closes every
- * connection left.
+ * connection left. An address that cannot be bound fails with a
+ * {@link ListenError}.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
   options: HttpServerNodeOptions
-): Layer.Layer<Layer.Success<ReturnType<typeof NodeHttpServer.layer>>, HttpServerError.ServeError> =>
+): Layer.Layer<Layer.Success<ReturnType<typeof NodeHttpServer.layer>>, ListenError> =>
   Layer.effect(
     HttpServer.HttpServer,
     Effect.gen(function*() {
@@ -126,7 +189,7 @@ export const layer = (
         port: options.port,
         host: options.host,
         gracefulShutdownTimeout: options.shutdownTimeout ?? Duration.seconds(2)
-      })
+      }).pipe(Effect.mapError((error) => listenError(options, error.cause)))
       // runs before the server's own finalizer, which waits for every connection to end
       yield* Effect.addFinalizer(() => Effect.sync(() => node.closeAllConnections()))
       return server

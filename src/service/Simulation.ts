@@ -12,9 +12,11 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import type { BackpressureLevel } from "../contracts/BackpressureLevel.ts"
 import { RateCoordinator } from "../rate/RateCoordinator.ts"
-import type { SimulatedStore } from "./SimulatedStore.ts"
+import type { OverflowStrategy, SimulatedStore } from "./SimulatedStore.ts"
 
 /**
+ * Options of {@link start}.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -34,6 +36,12 @@ export interface SimulationOptions {
    * long run keeps constant memory; the summary counts the whole run.
    */
   readonly maxSamples?: number
+  /**
+   * Whether the runtime acts on the store's feedback
+   * (`UnifiedRuntime.feedbackEnabled`); the summary says so. Unknown when
+   * left out.
+   */
+  readonly feedback?: boolean
 }
 
 /**
@@ -47,16 +55,44 @@ export interface Sample {
   readonly t: number
   /** The provider's rate in force, tokens/s. */
   readonly rate: number
+  /** The provider's configured rate, before the feedback's scale. */
+  readonly baseRate: number
   readonly scale: number
   readonly level: BackpressureLevel
   readonly queueDepth: number
   readonly queueCapacity: number
+  /** Items the provider made: with a store, those the store accepted or rejected. */
   readonly produced: number
+  /** Items the sink wrote (without a store: every item produced). */
   readonly written: number
+  /** Items the store evicted so far (`drop_oldest`). */
+  readonly dropped: number
+  /** Items the store refused so far (`error`). */
+  readonly rejected: number
+  /** Whether the sink is in one of its stalls. */
+  readonly stalled: boolean
 }
 
 /**
- * What the run did.
+ * The simulated store's setup, as the summary and the chart describe it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoreSetup {
+  readonly capacity: number
+  readonly highWatermark: number
+  readonly lowWatermark: number
+  readonly overflow: OverflowStrategy
+  /** Items/s the sink writes. */
+  readonly sinkRate: number
+  readonly stallEverySec: number
+  readonly stallForSec: number
+}
+
+/**
+ * What the run did. With a store, every item produced is accounted for:
+ * `produced = written + dropped + rejected + queued`.
  *
  * @since 0.1.0
  * @category models
@@ -65,9 +101,20 @@ export interface Summary {
   readonly durationSec: number
   readonly produced: number
   readonly written: number
+  /** Items still in the store's queue (0 without a store). */
+  readonly queued: number
+  /** Items the store evicted (`drop_oldest`). */
+  readonly dropped: number
+  /** Items the store refused (`error`). */
+  readonly rejected: number
+  /** Seconds the provider spent waiting on a full queue (`block`). */
+  readonly blockedSec: number
   readonly secondsInLevel: Readonly<Record<BackpressureLevel, number>>
   readonly maxQueueDepth: number
-  readonly dropped: number
+  /** Whether the runtime acted on feedback, when known. */
+  readonly feedback: boolean | undefined
+  /** The simulated store, or undefined in production mode. */
+  readonly store: StoreSetup | undefined
 }
 
 /**
@@ -109,9 +156,8 @@ export const start = (
     const stallEvery = Duration.toMillis(Duration.fromInputUnsafe(options.stallEvery ?? "15 seconds"))
     const stallFor = Duration.toMillis(Duration.fromInputUnsafe(options.stallFor ?? "3 seconds"))
     const sampleEvery = Duration.fromInputUnsafe(options.sampleEvery ?? "100 millis")
+    // without a store, the provider's own count (every item is "written" at once)
     let produced = 0
-    let written = 0
-    let maxQueueDepth = 0
     const secondsInLevel: Record<BackpressureLevel, number> = { ok: 0, soft: 0, hard: 0 }
     const maxSamples = Math.max(2, Math.floor(options.maxSamples ?? 6000))
     // a ring: `ring[next]` is the oldest once it has wrapped
@@ -125,13 +171,30 @@ export const start = (
     const samples = (): ReadonlyArray<Sample> =>
       ring.length < maxSamples ? ring.slice() : [...ring.slice(next), ...ring.slice(0, next)]
 
+    // the sink stalls for the last `stallFor` of every `stallEvery`
+    const stallEndsIn = (now: number): number => {
+      const intoCycle = (now - startedAt) % stallEvery
+      return intoCycle >= stallEvery - stallFor ? stallEvery - intoCycle : 0
+    }
+
+    const counts = () => {
+      if (store === undefined) return { produced, written: produced, queued: 0, dropped: 0, rejected: 0 }
+      const stats = store.stats()
+      return {
+        produced: stats.accepted + stats.rejected,
+        written: stats.taken,
+        queued: stats.size,
+        dropped: stats.dropped,
+        rejected: stats.rejected
+      }
+    }
+
     const producer = Effect.forever(
       Effect.gen(function*() {
         yield* Effect.orDie(coordinator.acquire(provider))
-        if (store !== undefined) yield* store.put
-        produced++
-        if (store === undefined) written++
-        else if (store.size() > maxQueueDepth) maxQueueDepth = store.size()
+        // a refused item is counted by the store; the provider goes on
+        if (store !== undefined) yield* Effect.catchTag(store.put, "QueueFull", () => Effect.void)
+        else produced++
       }),
       { disableYield: true }
     )
@@ -140,11 +203,9 @@ export const start = (
     const sink = (s: SimulatedStore) =>
       Effect.forever(
         Effect.gen(function*() {
-          const elapsed = (yield* Clock.currentTimeMillis) - startedAt
-          const intoCycle = elapsed % stallEvery
-          if (intoCycle >= stallEvery - stallFor) yield* Effect.sleep(Duration.millis(stallEvery - intoCycle))
+          const stall = stallEndsIn(yield* Clock.currentTimeMillis)
+          if (stall > 0) yield* Effect.sleep(Duration.millis(stall))
           yield* s.take
-          written++
           yield* Effect.sleep(sinkInterval)
         }),
         { disableYield: true }
@@ -153,24 +214,32 @@ export const start = (
     const sample = Effect.gen(function*() {
       const state = yield* Effect.orDie(coordinator.state(provider))
       const now = yield* Clock.currentTimeMillis
+      const c = counts()
       const current: Sample = {
         t: (now - startedAt) / 1000,
         rate: state.rate,
+        baseRate: state.baseRate,
         scale: state.scale,
         level: state.pressure,
-        queueDepth: store?.size() ?? 0,
+        queueDepth: c.queued,
         queueCapacity: store?.capacity ?? 0,
-        produced,
-        written
+        produced: c.produced,
+        written: c.written,
+        dropped: c.dropped,
+        rejected: c.rejected,
+        stalled: store !== undefined && stallEndsIn(now) > 0
       }
       return current
     })
 
+    // each sample's level counts for the time since the previous one (timers may fire late)
+    let sampledAt = 0
     const sampler = Effect.forever(
       Effect.gen(function*() {
         yield* Effect.sleep(sampleEvery)
         const current = yield* sample
-        secondsInLevel[current.level] += Duration.toSeconds(sampleEvery)
+        secondsInLevel[current.level] += current.t - sampledAt
+        sampledAt = current.t
         record(current)
       })
     )
@@ -190,15 +259,28 @@ export const start = (
       yield* Scope.close(running, Exit.void)
     })
 
-    const summary = Effect.map(Clock.currentTimeMillis, (now): Summary => ({
-      durationSec: ((stoppedAt ?? now) - startedAt) / 1000,
-      produced,
-      written,
-      secondsInLevel: { ...secondsInLevel },
-      maxQueueDepth,
-      // every item produced is written or still queued, unless one was lost
-      dropped: produced - written - (store?.size() ?? 0)
-    }))
+    const setup: StoreSetup | undefined = store === undefined ? undefined : {
+      capacity: store.capacity,
+      highWatermark: store.highWatermark,
+      lowWatermark: store.lowWatermark,
+      overflow: store.overflow,
+      sinkRate: options.sinkRate,
+      stallEverySec: stallEvery / 1000,
+      stallForSec: stallFor / 1000
+    }
+
+    const summary = Effect.map(Clock.currentTimeMillis, (now): Summary => {
+      const stats = store?.stats()
+      return {
+        durationSec: ((stoppedAt ?? now) - startedAt) / 1000,
+        ...counts(),
+        blockedSec: (stats?.blockedMillis ?? 0) / 1000,
+        secondsInLevel: { ...secondsInLevel },
+        maxQueueDepth: stats?.maxSize ?? 0,
+        feedback: options.feedback,
+        store: setup
+      }
+    })
 
     return { sample, samples, summary, stop }
   })

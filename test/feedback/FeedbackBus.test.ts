@@ -139,7 +139,7 @@ describe("FeedbackBus", () => {
         const bus = yield* FeedbackBus
         const subscription = yield* bus.subscribe
         const received = seriesLabels("pipeline_feedback_events_received_total", "source")
-        const uncached = metricValue("pipeline_feedback_events_rejected_total", { reason: "bus_cache_full" })
+        const uncached = metricValue("pipeline_feedback_events_uncached_total")
         yield* bus.publish(event("a", "ok"))
         yield* bus.publish(event("b", "hard"))
         yield* bus.publish(event("a", "ok"))
@@ -172,7 +172,7 @@ describe("FeedbackBus", () => {
         yield* bus.publish(event("c", "soft"))
         assert.deepStrictEqual(yield* received, ["b", "c"])
         assert.strictEqual(
-          yield* metricValue("pipeline_feedback_events_rejected_total", { reason: "bus_cache_full" }),
+          yield* metricValue("pipeline_feedback_events_uncached_total"),
           0
         )
       }),

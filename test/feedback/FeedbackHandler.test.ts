@@ -142,9 +142,9 @@ describe("FeedbackHandler.run: bounded coordinators", () => {
         yield* publishAll(event("c", "hard"), event("c", "hard"), event("d", "hard"))
         yield* letOthersRun
         assert.deepStrictEqual(yield* scales, [0.5, 0.5]) // never applied
-        const rejected = metricValue("pipeline_feedback_events_rejected_total", {
-          reason: "too_many_coordinators",
-          provider: "ibkr"
+        const rejected = metricValue("pipeline_feedback_events_refused_total", {
+          provider: "ibkr",
+          reason: "too_many_coordinators"
         })
         assert.strictEqual(yield* rejected, 3)
         const refusals = () => logs.lines.filter((l) => l.message.includes("refused"))
@@ -185,9 +185,9 @@ describe("FeedbackHandler.run: bounded coordinators", () => {
       assert.deepStrictEqual((yield* handle.status).coordinators.map((c) => c.coordinatorId), ["c", "d", "e"])
       assert.strictEqual(yield* lastScale, 0) // c still holds it down
       assert.strictEqual(
-        yield* metricValue("pipeline_feedback_events_rejected_total", {
-          reason: "too_many_coordinators",
-          provider: "ibkr"
+        yield* metricValue("pipeline_feedback_events_refused_total", {
+          provider: "ibkr",
+          reason: "too_many_coordinators"
         }),
         0
       )

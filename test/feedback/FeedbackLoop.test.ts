@@ -7,7 +7,6 @@ import {
   FeedbackBus,
   FeedbackHandler,
   FeedbackPublisher,
-  FeedbackSettings,
   HealthStatus,
   makePolicy,
   PipelineMetrics,
@@ -24,7 +23,7 @@ const env = (vars: Record<string, string>) => ConfigProvider.layer(ConfigProvide
 
 const runtime = (vars: Record<string, string> = {}) =>
   Layer.fresh(UnifiedRuntime.layer).pipe(
-    Layer.provide(env({ MDP_RATE_CAPACITY: "100", MDP_RATE_REFILL: "100", ...vars }))
+    Layer.provide(env({ MDP_PROVIDER_BURST: "100", MDP_PROVIDER_RATE: "100", ...vars }))
   )
 
 const scaleIs = (scale: number) =>
@@ -64,55 +63,6 @@ describe("FeedbackPolicy", () => {
       assert.include(range.message, "hard")
       assert.include(range.message, "1.5")
       assert.strictEqual((yield* Effect.flip(makePolicy({ ok: NaN }))).key, "ok")
-    }))
-})
-
-describe("FeedbackSettings", () => {
-  it.effect("reads MDP_FB_* and MDP_RATE_* with the reference defaults", () =>
-    Effect.gen(function*() {
-      const defaults = yield* Effect.provide(FeedbackSettings.load, env({}))
-      assert.deepStrictEqual(defaults, {
-        enableFeedback: true,
-        providerName: "ibkr",
-        policy: { ok: 1, soft: 0.5, hard: 0 },
-        capacity: 60,
-        refillRate: 60
-      })
-      const custom = yield* Effect.provide(
-        FeedbackSettings.load,
-        env({
-          MDP_FB_ENABLE_FEEDBACK: "OFF",
-          MDP_FB_PROVIDER_NAME: "polygon",
-          MDP_FB_SCALE_SOFT: "0.75",
-          MDP_FB_SCALE_HARD: "0.1",
-          MDP_RATE_CAPACITY: "20",
-          MDP_RATE_REFILL: "12.5"
-        })
-      )
-      assert.deepStrictEqual(custom, {
-        enableFeedback: false,
-        providerName: "polygon",
-        policy: { ok: 1, soft: 0.75, hard: 0.1 },
-        capacity: 20,
-        refillRate: 12.5
-      })
-    }))
-
-  it.effect("a bad value fails naming the variable and the value", () =>
-    Effect.gen(function*() {
-      const cases: Array<[Record<string, string>, string]> = [
-        [{ MDP_FB_ENABLE_FEEDBACK: "maybe" }, "MDP_FB_ENABLE_FEEDBACK=\"maybe\""],
-        [{ MDP_FB_SCALE_SOFT: "1.5" }, "MDP_FB_SCALE_SOFT=\"1.5\""],
-        [{ MDP_FB_SCALE_OK: "abc" }, "MDP_FB_SCALE_OK=\"abc\""],
-        [{ MDP_RATE_CAPACITY: "2.5" }, "MDP_RATE_CAPACITY=\"2.5\""],
-        [{ MDP_RATE_REFILL: "-1" }, "MDP_RATE_REFILL=\"-1\""],
-        [{ MDP_FB_LEVEL_TTL: "-5" }, "MDP_FB_LEVEL_TTL=\"-5\""]
-      ]
-      for (const [vars, expected] of cases) {
-        const error = yield* Effect.flip(Effect.provide(FeedbackSettings.load, env(vars)))
-        assert.strictEqual(error._tag, "InvalidSetting")
-        assert.include(error.message, expected)
-      }
     }))
 })
 
@@ -247,7 +197,7 @@ describe("in-process feedback loop (UnifiedRuntime.layer)", () => {
       ) assert.include(text, line)
     }).pipe(Effect.provide(runtime())))
 
-  it.effect("two runtimes in one process keep their own metrics, also in prom-client registries", () =>
+  it.effect("two isolated runtimes in one process keep their own metrics, also in prom-client registries", () =>
     Effect.gen(function*() {
       const scrape = (vars: Record<string, string>, level: "soft" | "hard") =>
         Effect.gen(function*() {
@@ -256,7 +206,7 @@ describe("in-process feedback loop (UnifiedRuntime.layer)", () => {
           const registry = new Registry()
           yield* (yield* PipelineMetrics).registerInto(registry)
           return yield* Effect.promise(() => registry.metrics())
-        }).pipe(Effect.provide(runtime(vars)))
+        }).pipe(Effect.provide(PipelineMetrics.isolated(runtime(vars))))
       const [first, second] = yield* Effect.all([scrape({}, "soft"), scrape({}, "hard")], { concurrency: 2 })
       assert.include(first, "pipeline_rate_scale_factor{provider=\"ibkr\"} 0.5")
       assert.include(second, "pipeline_rate_scale_factor{provider=\"ibkr\"} 0")

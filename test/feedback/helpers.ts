@@ -1,5 +1,11 @@
 import { Effect, Layer, Logger, Metric } from "effect"
-import { type BackpressureLevel, type FeedbackEvent, FeedbackSettings, UnifiedRuntime } from "market-data-pipeline"
+import {
+  type BackpressureLevel,
+  type FeedbackEvent,
+  FeedbackSettings,
+  ProviderSettings,
+  UnifiedRuntime
+} from "market-data-pipeline"
 
 export const event = (coordinatorId: string, level: BackpressureLevel, ts = 1700000000): FeedbackEvent => ({
   coordinatorId,
@@ -57,17 +63,24 @@ export const seriesLabels = (name: string, label: string): Effect.Effect<Readonl
     (snapshots) => snapshots.filter((s) => s.id === name).map((s) => String(s.attributes?.[label])).sort()
   )
 
-/** Provides a fresh `UnifiedRuntime.layerWithSettings` for ibkr with these settings (default policy). */
+/**
+ * Provides a fresh `UnifiedRuntime.layerWithSettings` for provider ibkr at 10/s, burst 10, with
+ * these settings (default policy).
+ */
 export const withRuntime =
-  (settings: Partial<FeedbackSettings["Service"]> = {}) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  (settings: Partial<FeedbackSettings["Service"] & ProviderSettings["Service"]> = {}) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     effect.pipe(
       Effect.provide(Layer.fresh(UnifiedRuntime.layerWithSettings)),
       Effect.provideService(FeedbackSettings, {
-        enableFeedback: true,
-        providerName: "ibkr",
-        policy: { ok: 1, soft: 0.5, hard: 0 },
-        capacity: 10,
-        refillRate: 10,
-        ...settings
+        enableFeedback: settings.enableFeedback ?? true,
+        policy: settings.policy ?? { ok: 1, soft: 0.5, hard: 0 },
+        levelTtlSec: settings.levelTtlSec,
+        maxCoordinators: settings.maxCoordinators
+      }),
+      Effect.provideService(ProviderSettings, {
+        name: settings.name ?? "ibkr",
+        rate: settings.rate ?? 10,
+        burst: settings.burst ?? 10
       })
     )

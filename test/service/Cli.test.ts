@@ -115,30 +115,6 @@ describe("the service as a child process", () => {
     { timeout: 30_000 }
   )
 
-  it.live("--help documents every option; bad values are rejected with a message", () =>
-    Effect.promise(async () => {
-      const help = start(["run", "--help"])
-      await help.exited
-      for (
-        const option of [
-          "--duration",
-          "--port",
-          "--provider-rate",
-          "--sink-rate",
-          "--queue-capacity",
-          "--no-simulated-store",
-          "--chart",
-          "--timeline"
-        ]
-      ) assert.include(help.output(), option)
-      const bad = start(["run", "--provider-rate", "-5", "--port", "0"])
-      assert.notStrictEqual(await bad.exited, 0)
-      assert.include(bad.output(), "provider-rate")
-      const badEnv = start(["run", "--port", "0", "--duration", "1"], { MDP_FB_SCALE_SOFT: "2" })
-      assert.notStrictEqual(await badEnv.exited, 0)
-      assert.include(badEnv.output(), "MDP_FB_SCALE_SOFT=\"2\"")
-    }), { timeout: 30_000 })
-
   it.live("the composition example in examples/ runs", () =>
     Effect.promise(async () => {
       const example = new URL("../../examples/compose-runtime.ts", import.meta.url).pathname
@@ -329,21 +305,53 @@ describe("the service under attack", () => {
       Effect.promise(async () => {
         const refused = async (args: ReadonlyArray<string>, env: Record<string, string>, expected: string) => {
           const running = start(["run", "--port", "0", "--duration", "1", ...args], env)
-          assert.strictEqual(await exitWithin(running, 20), 2, running.output())
-          assert.include(running.output(), expected)
-          assert.notInclude(running.output(), "listening on")
-          assert.notInclude(running.output(), "    at ") // no stack trace
+          assert.strictEqual(await exitWithin(running, 60), 2, running.output())
+          // one line, the whole output (stdout included): no stack trace, nothing started
+          assert.strictEqual(running.output(), `market-data-pipeline: ${expected}\n`)
         }
-        await refused([], { MDP_HTTP_TOKEN: "" }, "MDP_HTTP_TOKEN must not be empty or blank")
-        await refused([], { MDP_HTTP_TOKEN: "  " }, "MDP_HTTP_TOKEN must not be empty or blank")
-        await refused([], { MDP_HTTP_TOKEN: "two words" }, "MDP_HTTP_TOKEN must not contain white space")
-        await refused(["--host", "0.0.0.0"], {}, "--host 0.0.0.0 is not a loopback address")
-        await refused([], { MDP_REDIS_ON_UNAVAILABLE: "bogus" }, "MDP_REDIS_ON_UNAVAILABLE) \"bogus\": expected wait")
-        await refused(["--chart", "/nonexistent-dir/loop.svg"], {}, "--chart /nonexistent-dir/loop.svg: folder")
-        await refused(["--timeline", tmpdir()], {}, `--timeline ${tmpdir()}: is a folder`)
+        await Promise.all([
+          refused(
+            [],
+            { MDP_HTTP_TOKEN: "" },
+            "MDP_HTTP_TOKEN must not be empty or blank: set a usable token, or unset the variable to run without one"
+          ),
+          refused(
+            [],
+            { MDP_HTTP_TOKEN: "  " },
+            "MDP_HTTP_TOKEN must not be empty or blank: set a usable token, or unset the variable to run without one"
+          ),
+          refused(
+            [],
+            { MDP_HTTP_TOKEN: "two words" },
+            "MDP_HTTP_TOKEN must not contain white space (it could never be sent as Bearer <token>): " +
+              "set a usable token, or unset the variable to run without one"
+          ),
+          refused(
+            ["--host", "0.0.0.0"],
+            {},
+            "--host 0.0.0.0 is not a loopback address and MDP_HTTP_TOKEN is not set: set a token, " +
+              "or pass --allow-unauthenticated to accept feedback from the network without one"
+          ),
+          refused(
+            [],
+            { MDP_REDIS_ON_UNAVAILABLE: "bogus" },
+            "MDP_REDIS_ON_UNAVAILABLE=bogus: expected wait, fail, allow or local:SHARE with SHARE in (0, 1]"
+          ),
+          refused(
+            ["--chart", "/nonexistent-dir/loop.svg"],
+            {},
+            "--chart /nonexistent-dir/loop.svg: folder /nonexistent-dir does not exist"
+          ),
+          refused(
+            [],
+            { MDP_CHART: "/nonexistent-dir/loop.svg" },
+            "MDP_CHART=/nonexistent-dir/loop.svg: folder /nonexistent-dir does not exist"
+          ),
+          refused(["--timeline", tmpdir()], {}, `--timeline ${tmpdir()}: is a folder`)
+        ])
         // explicit opt-in, and a warning when no token is set
         const open = start(["run", "--port", "0", "--duration", "1", "--host", "0.0.0.0", "--allow-unauthenticated"])
-        assert.strictEqual(await exitWithin(open, 20), 0, open.output())
+        assert.strictEqual(await exitWithin(open, 60), 0, open.output())
         assert.include(open.output(), "MDP_HTTP_TOKEN is not set")
       }),
     { timeout: 120_000 }

@@ -1,23 +1,40 @@
+import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { assert, describe, it } from "@effect/vitest"
-import { Arbitrary, ConfigProvider, Effect, Layer, Redacted, Schema } from "effect"
+import { Arbitrary, ConfigProvider, Context, Effect, Layer, Redacted, Schema } from "effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
-import { decodeJson, HealthStatus, RateCoordinator, UnifiedRuntime } from "market-data-pipeline"
+import * as Redis from "effect/persistence/Redis"
+import {
+  CoordinatorLevels,
+  decodeJson,
+  FeedbackSettings,
+  HealthStatus,
+  ProviderSettings,
+  RateCoordinator,
+  UnifiedRuntime
+} from "market-data-pipeline"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as HttpApi from "../../src/service/HttpApi.ts"
 import * as HttpServerNode from "../../src/service/HttpServerNode.ts"
 import { eventually } from "../feedback/helpers.ts"
 
-const server = (token?: string, env: Record<string, string> = {}, options: HttpApi.HttpApiOptions = {}) =>
+const server = (
+  token?: string,
+  env: Record<string, string> = {},
+  options: HttpApi.HttpApiOptions = {},
+  runtime: Layer.Layer<UnifiedRuntime | RateCoordinator, unknown> = UnifiedRuntime.layer
+) =>
   HttpRouter.serve(
     HttpApi.routes({ token: token === undefined ? undefined : Redacted.make(token), ...options }),
     { disableLogger: true, disableListenLog: true }
   ).pipe(
     Layer.provideMerge(HttpServerNode.layer({ port: 0, host: "127.0.0.1" })),
-    Layer.provideMerge(Layer.fresh(UnifiedRuntime.layer)),
+    Layer.provideMerge(Layer.fresh(runtime as typeof UnifiedRuntime.layer)),
     Layer.provide(
-      ConfigProvider.layer(ConfigProvider.fromEnvRecord({ MDP_RATE_CAPACITY: "100", MDP_RATE_REFILL: "100", ...env }))
+      ConfigProvider.layer(
+        ConfigProvider.fromEnvRecord({ MDP_PROVIDER_RATE: "100", MDP_PROVIDER_BURST: "100", ...env })
+      )
     )
   )
 
@@ -30,22 +47,28 @@ const request = (path: string, init?: RequestInit) =>
   Effect.flatMap(baseUrl, (url) =>
     Effect.promise(async () => {
       const response = await fetch(url + path, init)
-      return { status: response.status, text: await response.text() }
+      return { status: response.status, text: await response.text(), headers: response.headers }
     }))
 
 /** A request with headers `fetch` may not set (Host). */
 const raw = (method: string, path: string, headers: Record<string, string>, body?: string) =>
-  Effect.flatMap(baseUrl, (url) =>
-    Effect.callback<{ status: number; text: string }>((resume) => {
-      const req = http.request(url + path, { method, headers }, (res) => {
-        let text = ""
-        res.setEncoding("utf8")
-        res.on("data", (chunk) => (text += chunk))
-        res.on("end", () => resume(Effect.succeed({ status: res.statusCode ?? 0, text })))
+  Effect.flatMap(
+    baseUrl,
+    (url) =>
+      Effect.callback<{ status: number; text: string; allow: string | undefined }>((resume) => {
+        const req = http.request(url + path, { method, headers }, (res) => {
+          let text = ""
+          res.setEncoding("utf8")
+          res.on("data", (chunk) => (text += chunk))
+          res.on(
+            "end",
+            () => resume(Effect.succeed({ status: res.statusCode ?? 0, text, allow: res.headers["allow"] }))
+          )
+        })
+        req.on("error", (error) => resume(Effect.die(error)))
+        req.end(body)
       })
-      req.on("error", (error) => resume(Effect.die(error)))
-      req.end(body)
-    }))
+  )
 
 const post = (body: string | Uint8Array, headers: Record<string, string> = {}) =>
   request("/feedback", { method: "POST", body, headers: { "content-type": "application/json", ...headers } })
@@ -376,5 +399,161 @@ describe("HTTP API", () => {
         assert.strictEqual(after, 200)
       }).pipe(Effect.provide(server(undefined, {}, { maxConcurrentScrapes: 1 }))),
     { timeout: 60_000 }
+  )
+
+  it.live("a known path with a method it does not take: 405 with Allow and a JSON error; an unknown path 404", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      const host = new URL(url).host
+      const cases: ReadonlyArray<readonly [method: string, path: string, allow: string]> = [
+        ["GET", "/feedback", "POST"],
+        ["PUT", "/feedback", "POST"],
+        ["OPTIONS", "/feedback", "POST"], // no CORS preflight is ever granted
+        ["HEAD", "/feedback", "POST"],
+        ["DELETE", "/metrics", "GET, HEAD"],
+        ["POST", "/healthz", "GET, HEAD"],
+        ["PATCH", "/healthz?x=1", "GET, HEAD"],
+        ["GET", "/feedback/bars-coord", "DELETE"],
+        ["POST", "/feedback/bars-coord", "DELETE"],
+        ["TRACE", "/metrics", "GET, HEAD"]
+      ]
+      for (const [method, path, allow] of cases) {
+        const answer = yield* raw(method, path, { host })
+        assert.strictEqual(answer.status, 405, `${method} ${path}`)
+        assert.strictEqual(answer.allow, allow, `${method} ${path}`)
+        if (method !== "HEAD") {
+          const bare = path.split("?")[0]
+          assert.deepStrictEqual(JSON.parse(answer.text), {
+            error: "method_not_allowed",
+            message: `${method} ${bare} is not allowed; ${bare} takes ${allow}`
+          })
+        }
+      }
+      // fetch sees the same; HEAD on a GET route is still answered as GET
+      const viaFetch = yield* request("/feedback")
+      assert.strictEqual(viaFetch.status, 405)
+      assert.strictEqual(viaFetch.headers.get("allow"), "POST")
+      assert.strictEqual(viaFetch.headers.get("content-type"), "application/json")
+      assert.strictEqual((yield* request("/healthz", { method: "HEAD" })).status, 200)
+      const unknown = yield* raw("GET", "/nope", { host })
+      assert.strictEqual(unknown.status, 404)
+      assert.deepStrictEqual(JSON.parse(unknown.text), { error: "not_found", message: "no route GET /nope" })
+      assert.strictEqual((yield* raw("GET", "/feedback/a/b", { host })).status, 404)
+      // the Host check comes first, everywhere
+      const rebound = yield* raw("GET", "/feedback", { host: "evil.example" })
+      assert.strictEqual(rebound.status, 403)
+      assert.strictEqual(JSON.parse(rebound.text).error, "forbidden_host")
+      // not feedback: never counted as rejected feedback
+      assert.notInclude((yield* request("/metrics")).text, "method_not_allowed")
+    }).pipe(Effect.provide(server())))
+
+  it.live("DELETE clears an id of 128 bytes, however long its percent-encoding (the router's limit is 100)", () =>
+    Effect.gen(function*() {
+      const id = "é".repeat(64) // 128 bytes, 384 characters encoded
+      const body = JSON.stringify({ ...JSON.parse(broadcast), coordinator_id: id })
+      assert.strictEqual((yield* post(body)).status, 202)
+      yield* eventually(holds(id, "hard"))
+      const cleared = yield* request(`/feedback/${encodeURIComponent(id)}`, { method: "DELETE" })
+      assert.strictEqual(cleared.status, 200)
+      assert.deepStrictEqual(JSON.parse(cleared.text), { cleared: true, coordinator_id: id })
+      yield* eventually(scaleIs(1))
+      const again = yield* request(`/feedback/${encodeURIComponent(id)}`, { method: "DELETE" })
+      assert.strictEqual(again.status, 404)
+      assert.strictEqual(JSON.parse(again.text).error, "unknown_coordinator")
+    }).pipe(Effect.provide(server())))
+})
+
+/** The runtime's health, read over HTTP. */
+const healthz = Effect.gen(function*() {
+  const answer = yield* request("/healthz")
+  const status = yield* decodeJson(HealthStatus)(answer.text)
+  const reasons = status.components.flatMap((c) => c.details["reason"] === undefined ? [] : [c.details["reason"]])
+  return { http: answer.status, state: status.state, reasons }
+})
+
+describe("/healthz while the provider is held at scale 0", () => {
+  it.live("a hard coordinator: degraded, naming who pauses it", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* post(broadcast)).status, 202)
+      yield* eventually(scaleIs(0))
+      const health = yield* healthz
+      assert.strictEqual(health.http, 200) // degraded is still served: the process is alive
+      assert.strictEqual(health.state, "degraded")
+      assert.include(health.reasons, "provider paused (scale 0) by bars-coord at hard")
+    }).pipe(Effect.provide(server())))
+
+  it.live("a policy whose soft scale is 0: soft pauses it, degraded", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* post(core)).status, 202)
+      yield* eventually(scaleIs(0))
+      const health = yield* healthz
+      assert.strictEqual(health.state, "degraded")
+      assert.include(health.reasons, "provider paused (scale 0) by store_01 at soft")
+    }).pipe(Effect.provide(server(undefined, { MDP_FB_SCALE_SOFT: "0" }))))
+
+  it.live("a policy whose ok scale is 0: paused at ok by the policy itself, degraded", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* post(core.replace("\"soft\"", "\"ok\""))).status, 202)
+      yield* eventually(scaleIs(0))
+      const health = yield* healthz
+      assert.strictEqual(health.state, "degraded")
+      assert.isTrue(health.reasons.some((r) => r.startsWith("provider paused (scale 0)")), health.reasons.join("; "))
+    }).pipe(Effect.provide(server(undefined, { MDP_FB_SCALE_OK: "0" }))))
+
+  it.live("feedback disabled, the scale set to 0 by the application: degraded", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* healthz).state, "healthy")
+      yield* (yield* RateCoordinator).setBudgetScale("ibkr", 0)
+      const health = yield* healthz
+      assert.strictEqual(health.state, "degraded")
+      assert.isTrue(health.reasons.some((r) => r.startsWith("provider paused (scale 0)")), health.reasons.join("; "))
+      yield* (yield* RateCoordinator).setBudgetScale("ibkr", 1)
+      assert.strictEqual((yield* healthz).state, "healthy")
+    }).pipe(Effect.provide(server(undefined, { MDP_FB_ENABLE_FEEDBACK: "false" }))))
+
+  it.live(
+    "shared buckets: a coordinator another process heard pauses it; degraded here too, saying so (the machine's Redis)",
+    () => {
+      const prefix = `hz${process.pid}x${Date.now()}`
+      const redis = NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true })
+      const shared = UnifiedRuntime.layerWithCoordinator(
+        RateCoordinator.layerRedis({ prefix }).pipe(Layer.provide(redis))
+      ).pipe(Layer.provideMerge(Layer.merge(FeedbackSettings.layerConfig, ProviderSettings.layerConfig)))
+      return Effect.gen(function*() {
+        const scope = yield* Effect.scope
+        // another process: its own coordinator on the same Redis and prefix, whose handler heard bars-coord
+        const other = yield* Layer.buildWithScope(
+          RateCoordinator.layerRedis({ prefix }).pipe(Layer.provide(redis)),
+          scope
+        )
+        yield* Effect.addFinalizer(() =>
+          Effect.gen(function*() {
+            const client = Context.get(yield* Layer.buildWithScope(redis, scope), Redis.Redis)
+            const keys = yield* client.send<Array<string>>("KEYS", `{${prefix}:rl:*`)
+            if (keys.length > 0) yield* client.send("UNLINK", ...keys)
+          }).pipe(Effect.ignore)
+        )
+        yield* Context.get(other, RateCoordinator).registerProvider("ibkr", { capacity: 100, refillRate: 100 })
+        yield* Context.get(other, CoordinatorLevels).report("ibkr", "bars-coord", "hard", 0)
+        let health = yield* healthz
+        for (let i = 0; i < 100 && health.state === "healthy"; i++) {
+          yield* Effect.sleep("20 millis")
+          health = yield* healthz
+        }
+        assert.strictEqual(health.state, "degraded")
+        assert.isTrue(
+          health.reasons.some((r) => r.startsWith("provider paused (scale 0)") && r.includes("another process")),
+          health.reasons.join("; ")
+        )
+        // the other process's coordinator reports ok: healthy again
+        yield* Context.get(other, CoordinatorLevels).report("ibkr", "bars-coord", "ok", 1)
+        for (let i = 0; i < 100 && health.state !== "healthy"; i++) {
+          yield* Effect.sleep("20 millis")
+          health = yield* healthz
+        }
+        assert.strictEqual(health.state, "healthy")
+      }).pipe(Effect.scoped, Effect.provide(server(undefined, {}, {}, shared)))
+    },
+    { timeout: 30_000 }
   )
 })

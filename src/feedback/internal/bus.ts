@@ -21,6 +21,7 @@ import * as Stream from "effect/Stream"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
+import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
 import type { FeedbackBus, FeedbackBusOptions, FeedbackSubscription } from "../FeedbackBus.ts"
 import * as LogLimit from "./logLimit.ts"
 import { type Check, fields, optional, positiveInteger } from "./options.ts"
@@ -58,16 +59,8 @@ export const make = (
     let seq = 0
     const cells = Cells.make(yield* Effect.context<never>())
     yield* Effect.addFinalizer(() => Effect.sync(cells.dispose))
-    const dropped = cells.counter(
-      "pipeline_feedback_events_dropped_total",
-      "Feedback events a slow subscriber never received (superseded by a later event of the same coordinator)",
-      {}
-    )
-    const uncached = cells.counter(
-      "pipeline_feedback_events_rejected_total",
-      "Feedback bodies rejected",
-      { reason: "bus_cache_full" }
-    )
+    const dropped = cells.counter(metricDefinitions.eventsDropped, {})
+    const uncached = cells.counter(metricDefinitions.eventsUncached, {})
     const removeSeries = (cached: Cached): void => {
       for (const level in cached.received) cells.remove(cached.received[level as BackpressureLevel]!)
     }
@@ -81,8 +74,7 @@ export const make = (
       })
     const received = (cached: Cached, level: BackpressureLevel): Cells.Cell =>
       cached.received[level] ??= cells.counter(
-        "pipeline_feedback_events_received_total",
-        "Feedback events published on this runtime's bus",
+        metricDefinitions.eventsReceived,
         { source: cached.coordinatorId, level }
       )
 
@@ -132,12 +124,7 @@ export const make = (
       }
     )
 
-    const errors = (name: string) =>
-      cells.counter(
-        "pipeline_feedback_subscriber_errors_total",
-        "Feedback events whose subscriber failed (the subscriber keeps receiving)",
-        { subscriber: name }
-      )
+    const errors = (name: string) => cells.counter(metricDefinitions.subscriberErrors, { subscriber: name })
 
     const consume = <E>(
       name: string,

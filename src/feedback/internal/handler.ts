@@ -23,6 +23,7 @@ import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
 import { RateController } from "../../contracts/RateController.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
+import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
 import { CoordinatorLevels } from "../../rate/CoordinatorLevels.ts"
 import { FeedbackBus } from "../FeedbackBus.ts"
 import type { CoordinatorLevel, FeedbackHandle, FeedbackHandlerOptions } from "../FeedbackHandler.ts"
@@ -90,11 +91,11 @@ export const run = (
     yield* Effect.addFinalizer(() => Effect.sync(cells.dispose))
     const processed = Object.fromEntries(levels.map((level) => [
       level,
-      cells.counter("feedback_events_processed_total", "Feedback events processed", { provider, level })
+      cells.counter(metricDefinitions.eventsProcessed, { provider, level })
     ])) as Record<BackpressureLevel, Cells.Cell>
     const adjustments = Object.fromEntries(levels.map((reason) => [
       reason,
-      cells.counter("pipeline_rate_adjustments_total", "Rate adjustments applied", { provider, reason })
+      cells.counter(metricDefinitions.rateAdjustments, { provider, reason })
     ])) as Record<BackpressureLevel, Cells.Cell>
     // built once: counting an event allocates nothing
     const countProcessed = Object.fromEntries(levels.map((level) => [
@@ -103,17 +104,8 @@ export const run = (
         processed[level].value++
       })
     ])) as Record<BackpressureLevel, Effect.Effect<void>>
-    const rejected = cells.counter(
-      "pipeline_feedback_events_rejected_total",
-      "Feedback bodies rejected",
-      { reason: "too_many_coordinators", provider }
-    )
-    const queueDepth = (source: string): Cells.Cell =>
-      cells.gauge(
-        "pipeline_feedback_queue_depth",
-        "Queue depth reported by feedback (label source = coordinator id)",
-        { source }
-      )
+    const refused = cells.counter(metricDefinitions.eventsRefused, { provider, reason: "too_many_coordinators" })
+    const queueDepth = (source: string): Cells.Cell => cells.gauge(metricDefinitions.queueDepth, { source })
 
     const filter = options.coordinators === undefined ? undefined : new Set(options.coordinators)
     // With shared buckets, levels are kept where every process sees them: the
@@ -180,7 +172,7 @@ export const run = (
 
     const refusals = LogLimit.make()
     const refuse = (event: FeedbackEvent, now: number): Effect.Effect<void> => {
-      rejected.value++
+      refused.value++
       const suppressed = refusals(now)
       return suppressed === undefined ? Effect.void : Effect.logWarning(
         `FeedbackHandler(${provider}) refused ${event.level} from coordinator ${

@@ -8,6 +8,7 @@
 import * as Context from "effect/Context"
 import * as Metric from "effect/Metric"
 import { createHash } from "node:crypto"
+import type { MetricDefinition, MetricType } from "../MetricDefinitions.ts"
 
 /** @internal */
 export interface Cell {
@@ -54,28 +55,60 @@ const boundLabels = (labels: Readonly<Record<string, string>>): Readonly<Record<
 }
 
 /**
- * Registers one series of `metric`, labelled, whose value `get` reads at
- * scrape time; updates through Effect's API are ignored.
+ * The Effect metric of a definition: its name, help and (histograms) boundaries.
  *
  * @internal
  */
-export const registerReading = <State>(
+export const toMetric = (definition: MetricDefinition): Metric.Metric<any, any> => {
+  const description = definition.help
+  switch (definition.type) {
+    case "counter":
+      return Metric.counter(definition.name, { description })
+    case "gauge":
+      return Metric.gauge(definition.name, { description })
+    case "histogram":
+      return Metric.histogram(definition.name, { description, boundaries: definition.boundaries })
+  }
+}
+
+/**
+ * The state a series of each type reads at scrape time.
+ *
+ * @internal
+ */
+export type StateOf<Type extends MetricType> = Type extends "counter" ? Metric.CounterState<number>
+  : Type extends "gauge" ? Metric.GaugeState<number>
+  : Metric.HistogramState
+
+/**
+ * Registers one series of the definition's metric, labelled, whose value
+ * `get` reads at scrape time; updates through Effect's API are ignored.
+ *
+ * @internal
+ */
+export const registerReading = <Label extends string, Type extends MetricType>(
   context: Context.Context<never>,
-  metric: Metric.Metric<any, State>,
-  labels: Readonly<Record<string, string>>,
-  get: () => State
+  definition: MetricDefinition<Label, Type>,
+  labels: Readonly<Record<Label, string>>,
+  get: () => StateOf<Type>
 ): Metric.Registration =>
-  Metric.registerUnsafe(metric, Context.add(context, Metric.CurrentMetricAttributes, boundLabels(labels)), {
-    get,
-    update: noop,
-    modify: noop
-  })
+  Metric.registerUnsafe(
+    toMetric(definition),
+    Context.add(context, Metric.CurrentMetricAttributes, boundLabels(labels)),
+    { get, update: noop, modify: noop }
+  )
 
 /** @internal */
 export interface Cells {
   /** The counter cell for these labels, registered on first request. */
-  readonly counter: (name: string, description: string, labels: Readonly<Record<string, string>>) => Cell
-  readonly gauge: (name: string, description: string, labels: Readonly<Record<string, string>>) => Cell
+  readonly counter: <Label extends string>(
+    definition: MetricDefinition<Label, "counter">,
+    labels: Readonly<Record<Label, string>>
+  ) => Cell
+  readonly gauge: <Label extends string>(
+    definition: MetricDefinition<Label, "gauge">,
+    labels: Readonly<Record<Label, string>>
+  ) => Cell
   /** Removes the series of this cell (one returned by `counter` or `gauge`); a later request registers it anew. */
   readonly remove: (cell: Cell) => void
   /** Removes every series registered through these cells. */
@@ -87,34 +120,28 @@ export const make = (context: Context.Context<never>): Cells => {
   const cells = new Map<string, Cell>()
   // every cell's key and registration, for `remove` and `dispose`
   const owners = new Map<Cell, { readonly key: string; readonly registration: Metric.Registration }>()
-  const metrics = new Map<string, Metric.Metric<any, any>>()
-  const cell =
-    (type: "counter" | "gauge") =>
-    (name: string, description: string, labels: Readonly<Record<string, string>>): Cell => {
-      let key = name
-      for (const label in labels) key += "\u0000" + label + "=" + labels[label]
-      let found = cells.get(key)
-      if (found !== undefined) return found
-      const created: Cell = { value: 0 }
-      found = created
-      cells.set(key, created)
-      let metric = metrics.get(name)
-      if (metric === undefined) {
-        metric = type === "counter" ? Metric.counter(name, { description }) : Metric.gauge(name, { description })
-        metrics.set(name, metric)
-      }
-      const registration = registerReading(
-        context,
-        metric,
-        labels,
-        type === "counter" ? () => ({ count: created.value, incremental: true }) : () => ({ value: created.value })
-      )
-      owners.set(created, { key, registration })
-      return found
-    }
+  const cell = (definition: MetricDefinition, labels: Readonly<Record<string, string>>): Cell => {
+    let key = definition.name
+    for (const label in labels) key += "\u0000" + label + "=" + labels[label]
+    let found = cells.get(key)
+    if (found !== undefined) return found
+    const created: Cell = { value: 0 }
+    found = created
+    cells.set(key, created)
+    const registration = definition.type === "counter"
+      ? registerReading(context, definition as MetricDefinition<string, "counter">, labels, () => ({
+        count: created.value,
+        incremental: true
+      }))
+      : registerReading(context, definition as MetricDefinition<string, "gauge">, labels, () => ({
+        value: created.value
+      }))
+    owners.set(created, { key, registration })
+    return found
+  }
   return {
-    counter: cell("counter"),
-    gauge: cell("gauge"),
+    counter: cell,
+    gauge: cell,
     remove: (cell) => {
       const owner = owners.get(cell)
       if (owner === undefined) return

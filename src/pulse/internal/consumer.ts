@@ -46,6 +46,7 @@ import {
   positiveInteger
 } from "../../feedback/internal/options.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
+import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
 import { deadLetterKey, decodeEntry, streamKey } from "../PulseCodec.ts"
 import type { PulseConsumer, PulseConsumerOptions, PulseConsumerStats, PulseHandler } from "../PulseConsumer.ts"
 import { backoff, createGroup, STREAM_LABEL } from "./streams.ts"
@@ -193,7 +194,7 @@ export const make = (
       const id = track + "|" + name
       let cell = outcomes.get(id)
       if (cell === undefined) {
-        cell = cells.counter("pulse_consume_total", "Pulse entries consumed, by outcome", {
+        cell = cells.counter(metricDefinitions.pulseConsumed, {
           stream: STREAM_LABEL,
           track,
           outcome: name
@@ -202,11 +203,11 @@ export const make = (
       }
       return cell
     }
-    const lag = cells.gauge("pulse_lag_ms", "Pulse consumer lag (ms) from the envelope timestamp", label)
-    const acks = cells.counter("pulse_acks_total", "Pulse entries acknowledged (XACK)", label)
-    const pending = cells.gauge("pulse_pending_messages", "Entries pending in the consumer group", label)
+    const lag = cells.gauge(metricDefinitions.pulseLag, label)
+    const acks = cells.counter(metricDefinitions.pulseAcks, label)
+    const pending = cells.gauge(metricDefinitions.pulsePending, label)
     const deadLetterCounter = (reason: DeadLetter[3]): Cells.Cell =>
-      cells.counter("pulse_dlq_messages_total", "Pulse entries written to the dead-letter stream", {
+      cells.counter(metricDefinitions.pulseDeadLetters, {
         stream: STREAM_LABEL,
         reason
       })

@@ -16,7 +16,6 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Metric from "effect/Metric"
 import * as Redis from "effect/persistence/Redis"
 import type * as Scope from "effect/Scope"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
@@ -32,12 +31,13 @@ import {
 } from "../../feedback/internal/options.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import * as Histogram from "../../metrics/internal/histogram.ts"
+import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
 import { encodeEntry, streamKey } from "../PulseCodec.ts"
 import type { PulsePublisher, PulsePublisherOptions } from "../PulsePublisher.ts"
 import { backoff, createGroup, STREAM_LABEL } from "./streams.ts"
 
-/** Python's `pulse_publish_latency_ms` buckets. @internal */
-export const LATENCY_BOUNDARIES_MS: ReadonlyArray<number> = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
+/** Python's `pulse_publish_latency_ms` buckets (defined with the metric). @internal */
+export const LATENCY_BOUNDARIES_MS: ReadonlyArray<number> = metricDefinitions.pulsePublishLatency.boundaries
 
 const track: Check = (option, value) =>
   value === "v1" || value === "v2" ? undefined : { option, value, expected: "\"v1\" or \"v2\"" }
@@ -90,7 +90,7 @@ export const make = (
 
     const cells = Cells.make(context)
     const outcome = (name: "success" | "error" | "superseded" | "dropped") =>
-      cells.counter("pulse_publish_total", "Pulse publishes, by outcome", {
+      cells.counter(metricDefinitions.pulsePublished, {
         stream: STREAM_LABEL,
         track: schemaTrack,
         outcome: name
@@ -102,10 +102,7 @@ export const make = (
     const latency = Histogram.make(LATENCY_BOUNDARIES_MS)
     const histogram = Cells.registerReading(
       context,
-      Metric.histogram("pulse_publish_latency_ms", {
-        description: "Pulse publish latency (ms), from publish to Redis' answer",
-        boundaries: LATENCY_BOUNDARIES_MS
-      }),
+      metricDefinitions.pulsePublishLatency,
       { stream: STREAM_LABEL, track: schemaTrack },
       () => Histogram.state(latency, LATENCY_BOUNDARIES_MS)
     )

@@ -9,6 +9,7 @@
 import type * as Deferred from "effect/Deferred"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import * as Histogram from "../../metrics/internal/histogram.ts"
+import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
 import type { CircuitOpen, ExceedsCapacity, ProviderInCooldown } from "../RateError.ts"
 
 /**
@@ -33,8 +34,8 @@ const enough = (b: Bucket, tokens: number): boolean => b.tokens + b.rate * RESOL
  */
 export const LATENESS_CREDIT_SEC = 0.005
 
-/** Upper bounds, in seconds, of the wait-time histogram buckets. @internal */
-export const WAIT_BOUNDARIES: ReadonlyArray<number> = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+/** Upper bounds, in seconds, of the wait-time histogram buckets (defined with the metric). @internal */
+export const WAIT_BOUNDARIES: ReadonlyArray<number> = metricDefinitions.waitSeconds.boundaries
 
 /** @internal */
 export const Status = { Waiting: 0, Granted: 1, Cancelled: 2 } as const

@@ -11,12 +11,12 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
-import * as Metric from "effect/Metric"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import { type BackpressureLevel, levelOrdinal, parseLevel } from "../../contracts/BackpressureLevel.ts"
-import { registerReading } from "../../metrics/internal/cells.ts"
+import * as Cells from "../../metrics/internal/cells.ts"
 import * as Histogram from "../../metrics/internal/histogram.ts"
+import { type MetricDefinition, metricDefinitions, type MetricType } from "../../metrics/MetricDefinitions.ts"
 import type { ProviderOptions, ProviderState, RateCoordinator } from "../RateCoordinator.ts"
 import {
   type AcquireError,
@@ -75,39 +75,25 @@ export const validate = (
  */
 /** @internal */
 export const makeMetrics = () => {
-  const series = <State>(metric: Metric.Metric<any, State>, get: (b: B.Bucket) => State) => ({ metric, get })
+  const series = <Type extends MetricType>(
+    definition: MetricDefinition<"provider", Type>,
+    get: (b: B.Bucket) => Cells.StateOf<Type>
+  ) => ({ definition, get }) as Series
   return [
-    series(
-      Metric.gauge("pipeline_rate_scale_factor", { description: "Rate scale in force (0..1)" }),
-      (b) => ({ value: b.scale })
-    ),
-    series(
-      Metric.gauge("pipeline_backpressure_state", { description: "Backpressure level (0 ok, 1 soft, 2 hard)" }),
-      (b) => ({ value: levelOrdinal(b.pressure) })
-    ),
-    series(
-      Metric.counter("pipeline_rate_tokens_granted_total", { description: "Tokens granted" }),
-      (b) => ({ count: b.granted, incremental: true })
-    ),
-    series(
-      Metric.counter("pipeline_rate_tokens_returned_total", {
-        description: "Tokens granted to a waiter interrupted before it resumed, given back"
-      }),
-      (b) => ({ count: b.returned, incremental: true })
-    ),
-    series(
-      Metric.gauge("pipeline_rate_waiters", { description: "Acquirers waiting for tokens" }),
-      (b) => ({ value: b.waiting })
-    ),
-    series(
-      Metric.histogram("pipeline_rate_wait_seconds", {
-        description: "Seconds from acquire to grant",
-        boundaries: B.WAIT_BOUNDARIES
-      }),
-      // immediate grants waited 0 s: they count in every bucket
-      (b) => Histogram.state(b.waits, B.WAIT_BOUNDARIES, b.immediate)
-    )
+    series(metricDefinitions.rateScaleFactor, (b) => ({ value: b.scale })),
+    series(metricDefinitions.backpressureState, (b) => ({ value: levelOrdinal(b.pressure) })),
+    series(metricDefinitions.tokensGranted, (b) => ({ count: b.granted, incremental: true })),
+    series(metricDefinitions.tokensReturned, (b) => ({ count: b.returned, incremental: true })),
+    series(metricDefinitions.waiters, (b) => ({ value: b.waiting })),
+    // immediate grants waited 0 s: they count in every bucket
+    series(metricDefinitions.waitSeconds, (b) => Histogram.state(b.waits, B.WAIT_BOUNDARIES, b.immediate))
   ] as const
+}
+
+// one series kind, its type erased so the kinds fit in one array
+interface Series {
+  readonly definition: MetricDefinition<"provider">
+  readonly get: (b: B.Bucket) => Cells.StateOf<MetricType>
 }
 
 /** @internal */
@@ -117,8 +103,8 @@ export const registerMetrics = (
   provider: string,
   context: Context.Context<never>
 ): () => void => {
-  const registrations = metrics.map(({ get, metric }) =>
-    registerReading(context, metric as Metric.Metric<any, any>, { provider }, () => get(b))
+  const registrations = metrics.map(({ definition, get }) =>
+    Cells.registerReading(context, definition, { provider }, () => get(b))
   )
   return () => {
     for (const registration of registrations) registration.remove()

@@ -21,13 +21,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
-import * as Metric from "effect/Metric"
 import * as Redis from "effect/persistence/Redis"
 import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import { type BackpressureLevel, parseLevel } from "../../contracts/BackpressureLevel.ts"
 import { registerReading } from "../../metrics/internal/cells.ts"
+import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
 import type { CoordinatorLevels } from "../CoordinatorLevels.ts"
 import type { ProviderState, RateCoordinator, RedisCoordinatorOptions } from "../RateCoordinator.ts"
 import {
@@ -186,12 +186,6 @@ export const make = (
     const runFork = yield* FiberSet.makeRuntime<never, void, never>()
     const fallback = typeof policy === "object" ? yield* makeLocal : undefined
     const metrics = makeMetrics()
-    const degradedGauge = Metric.gauge("pipeline_rate_shared_degraded", {
-      description: "1 while the provider runs on its local fallback bucket (its Redis unavailable)"
-    })
-    const errorCounter = Metric.counter("pipeline_rate_redis_errors_total", {
-      description: "Redis calls of the shared bucket that failed or timed out"
-    })
     const buckets = new Map<string, Shared>()
     const unregister: Array<() => void> = []
     let closed = false
@@ -204,8 +198,13 @@ export const make = (
         unregister.push(registerMetrics(metrics, s.local, s.name, context))
         for (
           const registration of [
-            registerReading(context, degradedGauge, { provider: s.name }, () => ({ value: s.degraded ? 1 : 0 })),
-            registerReading(context, errorCounter, { provider: s.name }, () => ({
+            registerReading(
+              context,
+              metricDefinitions.sharedDegraded,
+              { provider: s.name },
+              () => ({ value: s.degraded ? 1 : 0 })
+            ),
+            registerReading(context, metricDefinitions.redisErrors, { provider: s.name }, () => ({
               count: s.errors,
               incremental: true
             }))

@@ -1,0 +1,152 @@
+/**
+ * The provider that `UnifiedRuntime` registers and the feedback throttles:
+ * its name, base rate and burst. One name per concept, for the library and
+ * the service alike:
+ *
+ * | field | flag | variable | default |
+ * |---|---|---|---|
+ * | `name` | `--provider` | `MDP_FB_PROVIDER_NAME` | `ibkr` |
+ * | `rate` | `--provider-rate` | `MDP_PROVIDER_RATE` | 200 tokens/s |
+ * | `burst` | `--provider-burst` | `MDP_PROVIDER_BURST` | rate/5 rounded up, at least 1 (0.2 s worth) |
+ *
+ * `MDP_FB_PROVIDER_NAME` keeps the Python pipeline's name. The variables
+ * this replaced, `MDP_RATE_REFILL` and `MDP_RATE_CAPACITY`, are refused when
+ * set (they would otherwise be silently ignored).
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import { ProviderSettings } from "market-data-pipeline"
+ *
+ * // { name: "ibkr", rate: 50, burst: 10 }
+ * const settings = ProviderSettings.load.pipe(
+ *   Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { MDP_PROVIDER_RATE: "50" } }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Setting from "../runtime/Setting.ts"
+
+const group = "provider"
+
+const settings = {
+  providerName: Setting.make({
+    env: "MDP_FB_PROVIDER_NAME",
+    flag: { _tag: "Value", name: "provider", metavar: "NAME" },
+    group,
+    description: "the provider paced (and throttled by the feedback)",
+    schema: Schema.String.check(Schema.isPattern(/^\S+$/)),
+    expected: "a name without spaces",
+    default: "ibkr"
+  }),
+  providerRate: Setting.make({
+    env: "MDP_PROVIDER_RATE",
+    flag: { _tag: "Value", name: "provider-rate", metavar: "R" },
+    group,
+    description: "the provider's base rate, tokens (items)/s",
+    schema: Schema.Finite.check(Schema.isGreaterThan(0)),
+    expected: "a positive number (tokens/s)",
+    default: 200
+  }),
+  providerBurst: Setting.optional({
+    env: "MDP_PROVIDER_BURST",
+    flag: { _tag: "Value", name: "provider-burst", metavar: "N" },
+    group,
+    description: "the provider's burst: tokens taken at once after an idle time",
+    schema: Schema.Int.check(Schema.isGreaterThan(0)),
+    expected: "a positive integer (tokens)",
+    defaultText: "rate/5 rounded up, at least 1"
+  })
+}
+
+// 0.2 s worth, at least 1
+const defaultBurst = (rate: number): number => Math.max(1, Math.ceil(rate / 5))
+
+/**
+ * The provider's settings.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class ProviderSettings extends Context.Service<ProviderSettings, {
+  /** The provider registered with the `RateCoordinator` and throttled by the feedback. */
+  readonly name: string
+  /** Base rate, tokens/s (before the feedback's scale). */
+  readonly rate: number
+  /** Burst: the bucket's capacity. */
+  readonly burst: number
+}>()("market-data-pipeline/ProviderSettings") {
+  /**
+   * The settings' definitions (flag, variable, check, default), for a
+   * command line or documentation built on them.
+   *
+   * @since 0.1.0
+   * @category settings
+   */
+  static readonly settings: typeof settings = settings
+
+  /**
+   * The burst for a rate when none is given: 0.2 s worth, at least 1.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static readonly defaultBurst: (rate: number) => number = defaultBurst
+
+  /**
+   * The variables that were replaced, refused when set.
+   *
+   * @since 0.1.0
+   * @category settings
+   */
+  static readonly retired: ReadonlyArray<Setting.Retired> = [
+    { env: "MDP_RATE_REFILL", replacement: settings.providerRate },
+    { env: "MDP_RATE_CAPACITY", replacement: settings.providerBurst }
+  ]
+
+  /**
+   * The settings from read values (the burst derived from the rate when
+   * not given).
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static readonly fromValues = (values: Setting.Values<typeof settings>): ProviderSettings["Service"] =>
+    ProviderSettings.of({
+      name: values.providerName,
+      rate: values.providerRate,
+      burst: Option.getOrElse(values.providerBurst, () => defaultBurst(values.providerRate))
+    })
+
+  /**
+   * Reads the settings from the current `ConfigProvider` (the environment
+   * by default). A bad value, or a retired variable that is set, fails with
+   * `InvalidSetting`.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static readonly load: Effect.Effect<ProviderSettings["Service"], Setting.InvalidSetting | Config.ConfigError> = Effect
+    .suspend(() =>
+      Effect.andThen(
+        Setting.checkRetired(ProviderSettings.retired),
+        Effect.map(Setting.readAll(settings), ProviderSettings.fromValues)
+      )
+    )
+
+  /**
+   * `ProviderSettings` read from the current `ConfigProvider`.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerConfig: Layer.Layer<ProviderSettings, Setting.InvalidSetting | Config.ConfigError> = Layer
+    .effect(ProviderSettings, ProviderSettings.load)
+}

@@ -1,0 +1,297 @@
+/**
+ * One setting, defined once: its environment variable, its command-line
+ * flag, the schema a value must pass, its default and its documentation.
+ *
+ * Everything that reads a setting goes through {@link Setting.config}, an
+ * Effect `Config` (schema-backed, with the default). The library reads it from
+ * the current `ConfigProvider` ({@link read}); the command line decodes a
+ * flag's text with the very same `Config` ({@link decode}), so a value given
+ * as `--port 99999` or as `MDP_HTTP_PORT=99999` passes the same check and is
+ * refused with the same one-line {@link InvalidSetting}:
+ *
+ * ```text
+ * MDP_HTTP_PORT=99999: expected an integer from 0 to 65535
+ * --port 99999: expected an integer from 0 to 65535
+ * ```
+ *
+ * Gotchas: an empty environment variable counts as unset (the
+ * `ConfigProvider.fromEnv` default), an empty flag value does not (it is
+ * checked, and refused where a value is needed). Values are not trimmed.
+ *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect, Schema } from "effect"
+ * import { Setting } from "market-data-pipeline"
+ *
+ * const workers = Setting.make({
+ *   env: "APP_WORKERS",
+ *   flag: { _tag: "Value", name: "workers", metavar: "N" },
+ *   group: "app",
+ *   description: "worker fibers",
+ *   schema: Schema.Int.check(Schema.isGreaterThan(0)),
+ *   expected: "a positive integer",
+ *   default: 4
+ * })
+ *
+ * // fails with InvalidSetting: "APP_WORKERS=0: expected a positive integer"
+ * const program = Setting.read(workers).pipe(
+ *   Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { APP_WORKERS: "0" } }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as SchemaGetter from "effect/SchemaGetter"
+
+/**
+ * How a setting is given on the command line: a flag with a value
+ * (`--port N`; `repeatable` ones may be given several times and stand for a
+ * comma-separated list in the environment), or a switch without one
+ * (`--no-feedback`), which sets the (boolean) setting to `value`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SettingFlag =
+  | { readonly _tag: "Value"; readonly name: string; readonly metavar: string; readonly repeatable?: boolean }
+  | { readonly _tag: "Switch"; readonly name: string; readonly value: boolean }
+
+/**
+ * A setting: where it is read from, how it is checked, its default and
+ * what it means.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Setting<A> {
+  /** The environment variable (the key in any `ConfigProvider`). */
+  readonly env: string
+  /** The command-line flag, if the service has one for it. */
+  readonly flag: SettingFlag | undefined
+  /** What it configures: the section of `--help` and of the README's table. */
+  readonly group: string
+  /** One line for `--help`. */
+  readonly description: string
+  /** The default as people read it; undefined when unset means "none". */
+  readonly defaultText: string | undefined
+  /** What a refused value is told: `expected an integer from 0 to 65535`. */
+  readonly problem: string
+  /** The schema-backed `Config`, default included. */
+  readonly config: Config.Config<A>
+}
+
+/**
+ * A value that cannot be used: names the setting as it was given (flag or
+ * environment variable), the value and what is expected, on one line:
+ * `MDP_SINK_RATE=-3: expected a positive number (items/s)`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidSetting extends Data.TaggedError("InvalidSetting")<{
+  /** `--port` for a flag, `MDP_HTTP_PORT` for an environment variable. */
+  readonly setting: string
+  readonly value: string
+  /** What is wrong and what to do: `expected a positive number (items/s)`. */
+  readonly problem: string
+}> {
+  override get message(): string {
+    const value = show(this.value)
+    return `${this.setting.startsWith("--") ? `${this.setting} ${value}` : `${this.setting}=${value}`}: ${this.problem}`
+  }
+}
+
+interface Options<A> {
+  readonly env: string
+  readonly flag?: SettingFlag | undefined
+  readonly group: string
+  readonly description: string
+  /** What a value is checked against (read from text as `Config.schema` does). */
+  readonly schema: Schema.ConstraintCodec<A, unknown>
+  /** `an integer from 0 to 65535`: the refusal reads `expected <expected>`. */
+  readonly expected: string
+  /** A refusal of its own instead of `expected <expected>`. */
+  readonly problem?: string | undefined
+}
+
+/**
+ * A setting with a default.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <A>(
+  options: Options<A> & {
+    readonly default: A
+    /** The default as shown in `--help`; `String(default)` if omitted. */
+    readonly defaultText?: string | undefined
+  }
+): Setting<A> => ({
+  ...common(options),
+  defaultText: options.defaultText ?? String(options.default),
+  config: Config.withDefault(Config.schema(options.schema, options.env), options.default)
+})
+
+/**
+ * A setting without a default: `Option.none()` when it is not given.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const optional = <A>(
+  options: Options<A> & {
+    /** What not giving it means, for `--help` (e.g. "rate/5, at least 1"). */
+    readonly defaultText?: string | undefined
+  }
+): Setting<Option.Option<A>> => ({
+  ...common(options),
+  defaultText: options.defaultText,
+  config: Config.option(Config.schema(options.schema, options.env))
+})
+
+const common = <A>(options: Options<A>) => ({
+  env: options.env,
+  flag: options.flag,
+  group: options.group,
+  description: options.description,
+  problem: options.problem ?? `expected ${options.expected}`
+})
+
+/**
+ * Reads a setting from the current `ConfigProvider` (the environment by
+ * default). A value that does not pass the setting's schema fails with
+ * {@link InvalidSetting} naming the variable; a provider that cannot be read
+ * fails with its `ConfigError`.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const read = <A>(setting: Setting<A>): Effect.Effect<A, InvalidSetting | Config.ConfigError> =>
+  Effect.catchTag(
+    setting.config,
+    "ConfigError",
+    (error): Effect.Effect<never, InvalidSetting | Config.ConfigError> =>
+      error.cause._tag === "SchemaError"
+        ? Effect.flatMap(
+          Config.option(Config.String(setting.env)),
+          (raw) =>
+            Effect.fail(
+              new InvalidSetting({
+                setting: setting.env,
+                value: Option.getOrElse(raw, () => ""),
+                problem: setting.problem
+              })
+            )
+        )
+        : Effect.fail(error)
+  )
+
+/**
+ * Decodes a value given as text elsewhere (a command-line flag) with the
+ * setting's own `Config`, so it passes exactly the checks the environment
+ * variable does; a refusal names `given` (e.g. `--port`).
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const decode = <A>(setting: Setting<A>, raw: string, given: string): Effect.Effect<A, InvalidSetting> =>
+  setting.config.parse(ConfigProvider.fromEnv({ env: { [setting.env]: raw }, preserveEmptyStrings: true })).pipe(
+    Effect.mapError(() => new InvalidSetting({ setting: given, value: raw, problem: setting.problem }))
+  )
+
+/**
+ * The values of a record of settings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Values<S extends Record<string, Setting<any>>> = {
+  readonly [K in keyof S]: S[K] extends Setting<infer A> ? A : never
+}
+
+/**
+ * Reads every setting of a record from the current `ConfigProvider`; fails
+ * with the first that is refused.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const readAll = <S extends Record<string, Setting<any>>>(
+  settings: S
+): Effect.Effect<Values<S>, InvalidSetting | Config.ConfigError> =>
+  Effect.map(
+    Effect.forEach(Object.entries(settings), ([key, setting]) => Effect.map(read(setting), (value) => [key, value])),
+    (entries) => Object.fromEntries(entries) as Values<S>
+  )
+
+/**
+ * An environment variable that is no longer read, and the setting that
+ * replaced it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Retired {
+  readonly env: string
+  readonly replacement: Setting<unknown>
+}
+
+/**
+ * Refuses a retired variable that is still set (silently ignoring it would
+ * run with a value the user did not choose): `MDP_RATE_REFILL=10: no longer
+ * read; set MDP_PROVIDER_RATE (--provider-rate) instead`.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const checkRetired = (
+  retired: ReadonlyArray<Retired>
+): Effect.Effect<void, InvalidSetting | Config.ConfigError> =>
+  Effect.forEach(
+    retired,
+    ({ env, replacement }) =>
+      Effect.flatMap(Config.option(Config.String(env)), (raw) =>
+        Option.isNone(raw) ? Effect.void : Effect.fail(
+          new InvalidSetting({
+            setting: env,
+            value: raw.value,
+            problem: `no longer read; set ${replacement.env}${
+              replacement.flag === undefined ? "" : ` (--${replacement.flag.name})`
+            } instead`
+          })
+        )),
+    { discard: true }
+  )
+
+/**
+ * A value as an error line shows it: as is when it is plain, quoted when it
+ * is empty or has spaces, quotes or control characters, cut when long.
+ */
+const show = (value: string): string => {
+  const cut = value.length > 80 ? `${value.slice(0, 80)}…` : value
+  return /^[\w.,:/@+%~-]+$/u.test(cut) ? cut : JSON.stringify(cut)
+}
+
+const truthy = new Set(["true", "yes", "on", "1", "y"])
+
+/**
+ * A boolean as text, in any case: `true/false`, `yes/no`, `on/off`, `1/0`,
+ * `y/n` (what Effect's `Config.Boolean` reads, case aside).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const BooleanText: Schema.ConstraintCodec<boolean, unknown> = Schema.String.check(
+  Schema.isPattern(/^(?:true|false|yes|no|on|off|1|0|y|n)$/i)
+).pipe(
+  Schema.decodeTo(Schema.Boolean, {
+    decode: SchemaGetter.transform((text: string) => truthy.has(text.toLowerCase())),
+    encode: SchemaGetter.transform((value: boolean) => String(value))
+  })
+)

@@ -1,0 +1,14 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Exit } from "effect"
+import * as Main from "../../src/service/Main.ts"
+
+describe("Main.exitCode", () => {
+  it("the program's code; a clean stop on a signal is 0; an unwritten output file makes either 1", () => {
+    assert.strictEqual(Main.exitCode(Exit.succeed(0), false), 0)
+    assert.strictEqual(Main.exitCode(Exit.succeed(Main.REFUSED), false), 2)
+    assert.strictEqual(Main.exitCode(Exit.succeed(0), true), 1)
+    assert.strictEqual(Main.exitCode(Exit.interrupt(), false), 0)
+    assert.strictEqual(Main.exitCode(Exit.interrupt(), true), 1)
+    assert.strictEqual(Main.exitCode(Exit.die(new Error("bug")), false), 1)
+  })
+})

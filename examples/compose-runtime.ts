@@ -41,7 +41,7 @@ const program = Effect.gen(function*() {
   yield* publisher.publish(yield* storeFeedback("soft", 820))
   // the handler applies it in its own fiber: wait until the scale soft asks for is in force
   const state = yield* rate.state("ibkr").pipe(
-    Effect.repeat({ until: (s) => s.pressure === "soft", schedule: Schedule.spaced("1 millis") })
+    Effect.repeat({ until: (s) => s.scale === 0.6, schedule: Schedule.spaced("1 millis") })
   )
   yield* Console.log(`after soft: ${state.rate} tokens/s (scale ${state.scale}, pressure ${state.pressure})`)
 

@@ -35,9 +35,22 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type * as Scope from "effect/Scope"
-import type { Registry } from "prom-client"
 import * as Cells from "./internal/cells.ts"
 import { type MetricDefinition, metricDefinitionList } from "./MetricDefinitions.ts"
+
+/**
+ * What `registerInto` needs of a prom-client `Registry` (prom-client 15's
+ * `Registry` has it). Structural, so the package's types do not depend on
+ * prom-client, an optional peer dependency.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PromClientRegistry {
+  readonly getSingleMetric: (name: string) => unknown
+  readonly registerMetric: (metric: any) => void
+  readonly removeSingleMetric: (name: string) => void
+}
 
 /**
  * The pipeline's metrics, in the `Metric.MetricRegistry` of the context it
@@ -64,7 +77,7 @@ export class PipelineMetrics extends Context.Service<PipelineMetrics, {
    * the registry already has a metric of the same name (another runtime: use
    * one registry each).
    */
-  readonly registerInto: (registry: Registry) => Effect.Effect<void, DuplicateMetric, Scope.Scope>
+  readonly registerInto: (registry: PromClientRegistry) => Effect.Effect<void, DuplicateMetric, Scope.Scope>
   /** Adds 1 to a series of a pipeline counter (registered on first use), e.g. rejections at an edge. */
   readonly increment: <Label extends string>(
     definition: MetricDefinition<Label, "counter">,
@@ -113,7 +126,7 @@ export class PipelineMetrics extends Context.Service<PipelineMetrics, {
               const taken = metricDefinitionList.find(({ name }) => promRegistry.getSingleMetric(name) !== undefined)
               if (taken !== undefined) return Effect.fail(new DuplicateMetric({ name: taken.name }))
               for (const definition of metricDefinitionList) {
-                promRegistry.registerMetric(collector(definition, registry, context) as any)
+                promRegistry.registerMetric(collector(definition, registry, context))
               }
               return Effect.void
             }),

@@ -27,7 +27,7 @@ const overflowMeaning = {
  * @category formatting
  */
 export const formatSummary = (summary: Summary): ReadonlyArray<string> => {
-  const { secondsInLevel: s, store } = summary
+  const { store } = summary
   const lines = [
     "summary",
     `${label("duration")}${summary.durationSec.toFixed(1)} s`
@@ -35,20 +35,22 @@ export const formatSummary = (summary: Summary): ReadonlyArray<string> => {
   if (summary.feedback !== undefined) {
     lines.push(
       `${label("feedback")}${
-        summary.feedback ? "on (the store's watermarks scale the provider)" : "off (the provider ignores the store)"
+        !summary.feedback
+          ? `off (the provider ignores ${store === undefined ? "all feedback" : "the store"})`
+          : store === undefined
+          ? "on (feedback over HTTP or Pulse scales the provider)"
+          : "on (the store's watermarks scale the provider)"
       }`
     )
   }
-  lines.push(
-    `${label("items produced")}${summary.produced}`,
-    `${label("items written")}${summary.written}`
-  )
+  lines.push(`${label("items produced")}${summary.produced}`)
   if (store === undefined) {
-    lines.push(`${label("items dropped")}0 (no simulated store)`)
+    lines.push(`${label("items written")}none: no simulated store (the items go nowhere)`)
   } else {
     const rejected = store.overflow === "error" || summary.rejected > 0 ? " - rejected" : ""
-    lines.push(`${label("still queued")}${summary.queued} (= produced - written - dropped${rejected})`)
     lines.push(
+      `${label("items written")}${summary.written}`,
+      `${label("still queued")}${summary.queued} (= produced - written - dropped${rejected})`,
       `${label("overflow")}${store.overflow}: ${overflowMeaning[store.overflow]}`,
       `${label("items dropped")}${summary.dropped}`
     )
@@ -57,9 +59,14 @@ export const formatSummary = (summary: Summary): ReadonlyArray<string> => {
     }
     if (rejected !== "") lines.push(`${label("items rejected")}${summary.rejected}`)
   }
-  lines.push(
-    `${label("time in level")}ok ${s.ok.toFixed(1)} s, soft ${s.soft.toFixed(1)} s, hard ${s.hard.toFixed(1)} s`
-  )
+  const inLevels = (s: Readonly<Record<BackpressureLevel, number>>) =>
+    `ok ${s.ok.toFixed(1)} s, soft ${s.soft.toFixed(1)} s, hard ${s.hard.toFixed(1)} s`
+  // open loop: the provider stays at ok whatever the store says, so show what the store said
+  if (summary.feedback === false && summary.secondsInStoreLevel !== undefined) {
+    lines.push(`${label("store level")}${inLevels(summary.secondsInStoreLevel)} (unheeded)`)
+  } else {
+    lines.push(`${label("time in level")}${inLevels(summary.secondsInLevel)}`)
+  }
   if (store !== undefined) lines.push(`${label("max queue depth")}${summary.maxQueueDepth} of ${store.capacity}`)
   return lines
 }

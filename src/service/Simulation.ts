@@ -109,7 +109,10 @@ export interface Summary {
   readonly rejected: number
   /** Seconds the provider spent waiting on a full queue (`block`). */
   readonly blockedSec: number
+  /** Seconds the provider spent at each level (what the feedback told it). */
   readonly secondsInLevel: Readonly<Record<BackpressureLevel, number>>
+  /** Seconds the store spent at each level it reported (undefined without a store). */
+  readonly secondsInStoreLevel: Readonly<Record<BackpressureLevel, number>> | undefined
   readonly maxQueueDepth: number
   /** Whether the runtime acted on feedback, when known. */
   readonly feedback: boolean | undefined
@@ -159,6 +162,7 @@ export const start = (
     // without a store, the provider's own count (every item is "written" at once)
     let produced = 0
     const secondsInLevel: Record<BackpressureLevel, number> = { ok: 0, soft: 0, hard: 0 }
+    const secondsInStoreLevel: Record<BackpressureLevel, number> = { ok: 0, soft: 0, hard: 0 }
     const maxSamples = Math.max(2, Math.floor(options.maxSamples ?? 6000))
     // a ring: `ring[next]` is the oldest once it has wrapped
     const ring: Array<Sample> = []
@@ -237,8 +241,11 @@ export const start = (
     const sampler = Effect.forever(
       Effect.gen(function*() {
         yield* Effect.sleep(sampleEvery)
+        // the store's level before this sample's reading, like the provider's below
+        const storeLevel = store?.level()
         const current = yield* sample
         secondsInLevel[current.level] += current.t - sampledAt
+        if (storeLevel !== undefined) secondsInStoreLevel[storeLevel] += current.t - sampledAt
         sampledAt = current.t
         record(current)
       })
@@ -276,6 +283,7 @@ export const start = (
         ...counts(),
         blockedSec: (stats?.blockedMillis ?? 0) / 1000,
         secondsInLevel: { ...secondsInLevel },
+        secondsInStoreLevel: store === undefined ? undefined : { ...secondsInStoreLevel },
         maxQueueDepth: stats?.maxSize ?? 0,
         feedback: options.feedback,
         store: setup

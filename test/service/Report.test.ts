@@ -28,6 +28,7 @@ const summary = (overrides: Partial<Summary> = {}): Summary => ({
   rejected: 0,
   blockedSec: 0,
   secondsInLevel: { ok: 9.1, soft: 16.5, hard: 2.6 },
+  secondsInStoreLevel: { ok: 9.0, soft: 16.4, hard: 2.8 },
   maxQueueDepth: 800,
   feedback: true,
   store: {
@@ -142,11 +143,22 @@ describe("formatSummary", () => {
     ])
   })
 
-  it("without feedback, the drops", () => {
-    const text = formatSummary(summary({ feedback: false, produced: 7000, written: 3000, queued: 1000, dropped: 3000 }))
-      .join("\n")
+  it("without feedback, the drops, and the levels the store reported that nobody heeded", () => {
+    const text = formatSummary(
+      summary({
+        feedback: false,
+        produced: 7000,
+        written: 3000,
+        queued: 1000,
+        dropped: 3000,
+        secondsInLevel: { ok: 28.2, soft: 0, hard: 0 },
+        secondsInStoreLevel: { ok: 10.7, soft: 0.1, hard: 17.4 }
+      })
+    ).join("\n")
     assert.include(text, "feedback        off (the provider ignores the store)")
     assert.include(text, "overflow        drop_oldest: a full queue evicts its oldest item\n  items dropped   3000\n")
+    assert.include(text, "store level     ok 10.7 s, soft 0.1 s, hard 17.4 s (unheeded)")
+    assert.notInclude(text, "time in level")
   })
 
   it("error: the rejections, in the identity too; block: the time the provider waited", () => {
@@ -160,11 +172,15 @@ describe("formatSummary", () => {
     assert.notInclude(block, "rejected")
   })
 
-  it("without a store: no queue lines, nothing dropped, feedback left out when unknown", () => {
-    const text = formatSummary(summary({ store: undefined, feedback: undefined })).join("\n")
-    assert.include(text, "items dropped   0 (no simulated store)")
+  it("without a store: no queue lines, nothing written, feedback left out when unknown", () => {
+    const text = formatSummary(summary({ store: undefined, secondsInStoreLevel: undefined, feedback: undefined }))
+      .join("\n")
+    assert.include(text, "items written   none: no simulated store (the items go nowhere)")
     assert.notInclude(text, "queue")
+    assert.notInclude(text, "dropped")
     assert.notInclude(text, "feedback")
+    const fed = formatSummary(summary({ store: undefined, secondsInStoreLevel: undefined })).join("\n")
+    assert.include(fed, "feedback        on (feedback over HTTP or Pulse scales the provider)")
   })
 })
 

@@ -91,6 +91,9 @@ describe("the closed loop in virtual time", () => {
         assert.isTrue(samples.every((s) => s.rate === 200 && s.queueDepth <= 1000))
         // the samples count the drops too (the last one is a moment before the stop)
         assert.approximately(samples[samples.length - 1]!.dropped, summary.dropped, 5)
+        // the provider stayed at ok; the store was at hard most of the time, unheeded
+        assert.strictEqual(summary.secondsInLevel.soft + summary.secondsInLevel.hard, 0)
+        assert.isAbove(summary.secondsInStoreLevel!.hard, 40)
       }).pipe(demo(false)),
     { timeout: 60_000 }
   )

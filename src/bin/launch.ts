@@ -1,10 +1,12 @@
 /**
- * The executable's first step: the command line runs on `@effect/platform-node`
- * (and `redis` through its Redis layer), which the package declares as
- * optional peer dependencies so that a library consumer does not download
- * them. Before the program's modules are loaded, `launch` checks that they
- * can be found; when they cannot, it prints one line saying what to install
- * and exits with code 2, instead of Node's stack trace for a missing module.
+ * The executable's first step: the command line runs on `@effect/platform-node`,
+ * which the package declares as an optional peer dependency so that a library
+ * consumer does not download it. Before the program's modules are loaded,
+ * `launch` checks that it can be found; when it cannot, it prints one line
+ * saying what to install and exits with code 2, instead of Node's stack trace
+ * for a missing module. (`redis`, the other optional peer the command line
+ * may use, is loaded only by a run with `--shared-buckets` or `--pulse`, which
+ * says itself when it is missing.)
  *
  * The program must be loaded through `launch` with a dynamic `import()`: a
  * static import would be resolved, and fail, before any check could run.
@@ -21,17 +23,19 @@
  */
 
 /**
- * What the executable prints (on stderr) when its optional peers are missing.
+ * What the executable prints (on stderr) when `@effect/platform-node` is
+ * missing: the package is found beside this one (in the same
+ * `node_modules`), so a global install needs a global one.
  *
  * @since 0.1.0
  * @category constants
  */
 export const missingPeersMessage: string =
-  "market-data-pipeline: the command line needs @effect/platform-node 4.1.0 (and redis for --shared-buckets/--pulse): " +
-  "npm install @effect/platform-node@4.1.0 redis@6.3.1"
+  "market-data-pipeline: the command line needs @effect/platform-node 4.1.0 installed beside it: " +
+  "npm install @effect/platform-node@4.1.0 (npm install -g @effect/platform-node@4.1.0 for a global install)"
 
-// the optional peers the program's modules import
-const peers: ReadonlyArray<string> = ["@effect/platform-node", "redis"]
+// the optional peer the program's modules import statically
+const peers: ReadonlyArray<string> = ["@effect/platform-node"]
 
 const resolves = (specifier: string): boolean => {
   try {
@@ -42,7 +46,7 @@ const resolves = (specifier: string): boolean => {
   }
 }
 
-// Node's error for a bare specifier it cannot find: "Cannot find package 'redis' imported from …"
+// Node's error for a bare specifier it cannot find: "Cannot find package '@effect/platform-node' imported from …"
 const isMissingPeer = (error: unknown): boolean =>
   error instanceof Error &&
   (error as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" &&
@@ -56,7 +60,7 @@ const refuse = (): never => {
 /**
  * Loads the program with `load` once `@effect/platform-node` resolves from
  * this package; exits with code 2 and {@link missingPeersMessage} when it
- * does not, or when loading fails on a missing peer (`redis`).
+ * does not, or when loading fails on it missing.
  *
  * @since 0.1.0
  * @category launching

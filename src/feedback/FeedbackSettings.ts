@@ -56,7 +56,7 @@ const settings = {
     group,
     description: "run the loop open: no feedback handler, the provider keeps its configured rate",
     schema: Setting.BooleanText,
-    expected: "true/false, yes/no, on/off or 1/0",
+    expected: Setting.booleanExpected,
     default: true
   }),
   scaleOk: scale("ok", 1, "1 = full rate"),
@@ -67,7 +67,7 @@ const settings = {
     flag: { _tag: "Value", name: "level-ttl", metavar: "SECONDS" },
     group,
     description: "forget a coordinator's level no report refreshed for this long (0 = never; see the README's risk)",
-    schema: Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0)),
+    schema: Setting.Seconds,
     expected: "seconds, a number from 0 (0 = off)",
     default: 0,
     defaultText: "0 (off)"
@@ -77,7 +77,7 @@ const settings = {
     flag: { _tag: "Value", name: "max-coordinators", metavar: "N" },
     group,
     description: "coordinators the handler holds and the bus caches at once",
-    schema: Schema.Int.check(Schema.isGreaterThan(0)),
+    schema: Setting.PositiveInt,
     expected: "a positive integer",
     default: 256
   })

@@ -31,7 +31,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as Setting from "../runtime/Setting.ts"
 
 const group = "provider"
@@ -42,7 +41,7 @@ const settings = {
     flag: { _tag: "Value", name: "provider", metavar: "NAME" },
     group,
     description: "the provider paced (and throttled by the feedback)",
-    schema: Schema.String.check(Schema.isPattern(/^\S+$/)),
+    schema: Setting.NonBlank,
     expected: "a name without spaces",
     default: "ibkr"
   }),
@@ -51,7 +50,7 @@ const settings = {
     flag: { _tag: "Value", name: "provider-rate", metavar: "R" },
     group,
     description: "the provider's base rate, tokens (items)/s",
-    schema: Schema.Finite.check(Schema.isGreaterThan(0)),
+    schema: Setting.Positive,
     expected: "a positive number (tokens/s)",
     default: 200
   }),
@@ -60,7 +59,7 @@ const settings = {
     flag: { _tag: "Value", name: "provider-burst", metavar: "N" },
     group,
     description: "the provider's burst: tokens taken at once after an idle time",
-    schema: Schema.Int.check(Schema.isGreaterThan(0)),
+    schema: Setting.PositiveInt,
     expected: "a positive integer (tokens)",
     defaultText: "rate/5 rounded up, at least 1"
   })

@@ -82,6 +82,10 @@ export interface Setting<A> {
   readonly defaultText: string | undefined
   /** What a refused value is told: `expected an integer from 0 to 65535`. */
   readonly problem: string
+  /** What a given refused value is told: {@link problem}, unless the setting words it by value. */
+  readonly problemOf: (value: string) => string
+  /** A secret (a token): a refusal never shows the value. */
+  readonly secret: boolean
   /** The schema-backed `Config`, default included. */
   readonly config: Config.Config<A>
 }
@@ -97,11 +101,13 @@ export interface Setting<A> {
 export class InvalidSetting extends Data.TaggedError("InvalidSetting")<{
   /** `--port` for a flag, `MDP_HTTP_PORT` for an environment variable. */
   readonly setting: string
-  readonly value: string
+  /** The value as given; undefined for a secret, which is never shown. */
+  readonly value: string | undefined
   /** What is wrong and what to do: `expected a positive number (items/s)`. */
   readonly problem: string
 }> {
   override get message(): string {
+    if (this.value === undefined) return `${this.setting} ${this.problem}`
     const value = show(this.value)
     return `${this.setting.startsWith("--") ? `${this.setting} ${value}` : `${this.setting}=${value}`}: ${this.problem}`
   }
@@ -116,8 +122,16 @@ interface Options<A> {
   readonly schema: Schema.ConstraintCodec<A, unknown>
   /** `an integer from 0 to 65535`: the refusal reads `expected <expected>`. */
   readonly expected: string
-  /** A refusal of its own instead of `expected <expected>`. */
-  readonly problem?: string | undefined
+  /**
+   * A refusal of its own instead of `expected <expected>`; a function words
+   * it for the refused value (its `problem` stays `expected <expected>`).
+   */
+  readonly problem?: string | ((value: string) => string) | undefined
+  /**
+   * A secret: a refusal names the setting and the problem, never the value
+   * (`MDP_HTTP_TOKEN must not be empty or blank`).
+   */
+  readonly secret?: boolean | undefined
 }
 
 /**
@@ -155,13 +169,26 @@ export const optional = <A>(
   config: Config.option(Config.schema(options.schema, options.env))
 })
 
-const common = <A>(options: Options<A>) => ({
-  env: options.env,
-  flag: options.flag,
-  group: options.group,
-  description: options.description,
-  problem: options.problem ?? `expected ${options.expected}`
-})
+const common = <A>(options: Options<A>) => {
+  const problem = typeof options.problem === "string" ? options.problem : `expected ${options.expected}`
+  const of = options.problem
+  return {
+    env: options.env,
+    flag: options.flag,
+    group: options.group,
+    description: options.description,
+    problem,
+    problemOf: typeof of === "function" ? of : () => problem,
+    secret: options.secret === true
+  }
+}
+
+const refusal = (setting: Setting<unknown>, given: string, raw: string): InvalidSetting =>
+  new InvalidSetting({
+    setting: given,
+    value: setting.secret ? undefined : raw,
+    problem: setting.problemOf(raw)
+  })
 
 /**
  * Reads a setting from the current `ConfigProvider` (the environment by
@@ -180,14 +207,7 @@ export const read = <A>(setting: Setting<A>): Effect.Effect<A, InvalidSetting | 
       error.cause._tag === "SchemaError"
         ? Effect.flatMap(
           Config.option(Config.String(setting.env)),
-          (raw) =>
-            Effect.fail(
-              new InvalidSetting({
-                setting: setting.env,
-                value: Option.getOrElse(raw, () => ""),
-                problem: setting.problem
-              })
-            )
+          (raw) => Effect.fail(refusal(setting, setting.env, Option.getOrElse(raw, () => "")))
         )
         : Effect.fail(error)
   )
@@ -202,7 +222,7 @@ export const read = <A>(setting: Setting<A>): Effect.Effect<A, InvalidSetting | 
  */
 export const decode = <A>(setting: Setting<A>, raw: string, given: string): Effect.Effect<A, InvalidSetting> =>
   setting.config.parse(ConfigProvider.fromEnv({ env: { [setting.env]: raw }, preserveEmptyStrings: true })).pipe(
-    Effect.mapError(() => new InvalidSetting({ setting: given, value: raw, problem: setting.problem }))
+    Effect.mapError(() => refusal(setting, given, raw))
   )
 
 /**
@@ -277,6 +297,49 @@ const show = (value: string): string => {
   const cut = value.length > 80 ? `${value.slice(0, 80)}…` : value
   return /^[\w.,:/@+%~-]+$/u.test(cut) ? cut : JSON.stringify(cut)
 }
+
+/**
+ * Text without white space, not empty: a name, a prefix, an address.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const NonBlank: Schema.String = Schema.String.check(Schema.isPattern(/^\S+$/))
+
+/**
+ * A finite number above 0 (a rate).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Positive: Schema.Finite = Schema.Finite.check(Schema.isGreaterThan(0))
+
+/**
+ * An integer above 0 (a count, a size).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const PositiveInt: Schema.Int = Schema.Int.check(Schema.isGreaterThan(0))
+
+/**
+ * Seconds: a finite number from 0 (a duration, a timeout; 0 often means "off").
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Seconds: Schema.Finite = Schema.Finite.check(
+  Schema.isGreaterThanOrEqualTo(0)
+)
+
+/**
+ * What a refused {@link BooleanText} value is told it should be:
+ * `expected true/false, yes/no, on/off or 1/0`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const booleanExpected: string = "true/false, yes/no, on/off or 1/0"
 
 const truthy = new Set(["true", "yes", "on", "1", "y"])
 

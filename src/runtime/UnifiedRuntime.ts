@@ -156,9 +156,9 @@ const start = Effect.gen(function*() {
       ...(settings.levelTtlSec === undefined ? {} : { levelTtl: Duration.seconds(settings.levelTtlSec) }),
       ...(settings.maxCoordinators === undefined ? {} : { maxCoordinators: settings.maxCoordinators })
     }))
-    yield* Effect.logInfo(`feedback enabled for provider ${provider}`)
+    yield* Effect.logDebug(`feedback enabled for provider ${provider}`)
   } else {
-    yield* Effect.logInfo(`feedback disabled: provider ${provider} keeps its configured rate`)
+    yield* Effect.logDebug(`feedback disabled: provider ${provider} keeps its configured rate`)
   }
   // with shared buckets, coordinators heard by other processes also hold the provider
   const shared = Option.isSome(yield* Effect.serviceOption(CoordinatorLevels))

@@ -11,7 +11,7 @@
  *
  * @since 0.1.0
  */
-import * as NodeRedis from "@effect/platform-node/NodeRedis"
+import type * as NodeRedis from "@effect/platform-node/NodeRedis"
 import * as CliError from "effect/cli/CliError"
 import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
@@ -24,6 +24,7 @@ import * as FileSystem from "effect/FileSystem"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServer from "effect/http/HttpServer"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import type * as Redis from "effect/persistence/Redis"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
@@ -38,6 +39,7 @@ import { UnifiedRuntime } from "../runtime/UnifiedRuntime.ts"
 import { version } from "../version.ts"
 import * as HttpApi from "./HttpApi.ts"
 import * as HttpServerNode from "./HttpServerNode.ts"
+import * as Logging from "./Logging.ts"
 import { chartSvg, formatStatus, formatSummary, timelineCsv } from "./Report.ts"
 import * as Settings from "./Settings.ts"
 import * as SimulatedStore from "./SimulatedStore.ts"
@@ -95,25 +97,88 @@ const pulseConsumerOptions = (opts: Settings.RunSettings): PulseConsumerOptions 
   maxDeliveries: Option.getOrUndefined(opts.pulseMaxDeliveries)
 })
 
+/** The version of `redis` the command line is tested with, for the line saying what to install. */
+const redisPackage = "redis@6.3.1"
+
+// Node's error for a bare specifier it cannot find: "Cannot find package 'redis' imported from …"
+const isMissingRedis = (error: unknown): boolean =>
+  error instanceof Error && (error as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" &&
+  error.message.includes("'redis'")
+
+/**
+ * `NodeRedis`, loaded only by a run that uses Redis (it imports `redis`, an
+ * optional peer, and takes a while to load); when `redis` is not installed,
+ * a `StartupError` saying what to install, naming the option (`feature`)
+ * that needs it.
+ */
+const loadNodeRedis = (feature: string): Effect.Effect<typeof NodeRedis, Settings.StartupError> =>
+  Effect.tryPromise({
+    try: () => import("@effect/platform-node/NodeRedis"),
+    catch: (error) => error
+  }).pipe(
+    Effect.catch((error) =>
+      isMissingRedis(error)
+        ? Effect.fail(
+          new Settings.StartupError({ message: `${feature} needs the redis package: npm install ${redisPackage}` })
+        )
+        : Effect.die(error)
+    )
+  )
+
+/**
+ * The Redis layer, with NodeRedis's warnings about its client failing
+ * dropped until it has connected: a connection that cannot be made is
+ * reported once, as the line that stops the start. Once connected, they are
+ * logged as usual.
+ */
+const quietUntilConnected = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
+  Layer.unwrap(Effect.gen(function*() {
+    const loggers = yield* Logger.CurrentLoggers
+    let connected = false
+    const logger = Logger.make((options) => {
+      const message = options.message
+      if (!connected && Array.isArray(message) && message[0] === "NodeRedis client error") return
+      for (const each of loggers) each.log(options)
+    })
+    return layer.pipe(
+      Layer.tap(() => Effect.sync(() => (connected = true))),
+      Layer.provide(Logger.layer([logger]))
+    )
+  }))
+
 const runService = (given: Readonly<Record<string, Settings.Given>>) =>
   Effect.gen(function*() {
     // every setting, checked before anything starts
     const opts = yield* Settings.load(given)
+    // every log line of the run from the level --log-level / MDP_LOG_LEVEL names
+    return yield* serve(opts).pipe(Effect.provide(Logging.layer({ minimumLevel: opts.logLevel })))
+  })
+
+const serve = (opts: Settings.RunSettings) =>
+  Effect.gen(function*() {
     const token = opts.token
     const provider = ProviderSettings.fromValues(opts)
     const feedback = FeedbackSettings.fromValues(opts)
+    // the option that needs Redis, for messages
+    const feature = opts.sharedBuckets
+      ? "--shared-buckets"
+      : opts.storeTransport === "pulse"
+      ? "--simulated-store-transport pulse"
+      : "--pulse"
+    const nodeRedis = opts.sharedBuckets || opts.consumePulse ? yield* loadNodeRedis(feature) : undefined
+    // one connection pool for everything on Redis (the same layer value is built once)
+    const redis: Layer.Layer<Redis.Redis | NodeRedis.NodeRedis, Redis.RedisError> = nodeRedis === undefined
+      ? Layer.unwrap(Effect.die("Redis is used only with --shared-buckets or --pulse"))
+      : quietUntilConnected(nodeRedis.layer({ url: opts.redisUrl, disableOfflineQueue: true }))
+    const listener = HttpServerNode.layer({
+      port: opts.port,
+      host: opts.host,
+      shutdownTimeout: Duration.seconds(opts.shutdownTimeout)
+    })
     const server = HttpRouter.serve(
       HttpApi.routes({ token, bindHost: opts.host, allowedHosts: opts.allowedHosts }),
       { disableLogger: true, disableListenLog: true }
-    ).pipe(
-      Layer.provideMerge(HttpServerNode.layer({
-        port: opts.port,
-        host: opts.host,
-        shutdownTimeout: Duration.seconds(opts.shutdownTimeout)
-      }))
     )
-    // one connection pool for everything on Redis (the same layer value is built once)
-    const redis = NodeRedis.layer({ url: opts.redisUrl, disableOfflineQueue: true })
     const coordinator: Layer.Layer<RateCoordinator, Redis.RedisError | InvalidRedisOptions> = opts.sharedBuckets
       ? RateCoordinator.layerRedis({
         prefix: opts.redisPrefix,
@@ -127,8 +192,11 @@ const runService = (given: Readonly<Record<string, Settings.Given>>) =>
         Layer.provideMerge(redis)
       )
       : Layer.empty
+    // the address is bound first: when it cannot be, nothing else has started (no Redis, no
+    // provider registered, no log line) and the ListenError is the one line printed
     const layer = Layer.merge(server, consumer).pipe(
       Layer.provideMerge(UnifiedRuntime.layerWithCoordinator(coordinator)),
+      Layer.provideMerge(listener),
       Layer.provide(Layer.merge(Layer.succeed(FeedbackSettings, feedback), Layer.succeed(ProviderSettings, provider)))
     )
 
@@ -224,9 +292,7 @@ const runService = (given: Readonly<Record<string, Settings.Given>>) =>
       Effect.catchTag("RedisError", (error) =>
         Effect.fail(
           new Settings.StartupError({
-            message: `${
-              opts.sharedBuckets ? "--shared-buckets" : "--pulse"
-            }: cannot connect to Redis at ${opts.redisUrl} (${
+            message: `${feature}: cannot connect to Redis at ${opts.redisUrl} (${
               error.cause instanceof Error ? error.cause.message : String(error.cause)
             })`
           })
@@ -325,6 +391,14 @@ const describeCliError = (error: CliError.CliError): string => {
         error.suggestions.length > 0 ? ` (did you mean ${error.suggestions.join(" or ")}?)` : ""
       }`
     case "InvalidValue": {
+      // a flag given more often than it may be (the parser's value is "2 occurrences")
+      const times = /^(\d+) occurrences$/.exec(error.value)?.[1]
+      if (times !== undefined && error.expected.startsWith("at most ")) {
+        const once = error.expected === "at most 1 value"
+        return `--${error.option} given ${times} times: ${
+          once ? "give it once" : `give it ${error.expected.slice(8)} at most`
+        }`
+      }
       const setting = Settings.byFlag(error.option)
       const expected = setting === undefined ? error.expected : setting.problem
       return error.value === ""

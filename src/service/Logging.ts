@@ -5,10 +5,11 @@
  *
  * The library itself only logs through Effect's logger, so an application
  * decides where its lines go; this module is the command line's decision.
- * `layerConfig` reads the level from the setting {@link level}, `MDP_LOG_LEVEL`
+ * The level is the setting {@link level}: `--log-level` or `MDP_LOG_LEVEL`
  * (`trace`, `debug`, `info` — the default —, `warning`, `error` or `none`, in
- * any case), and fails with `InvalidSetting` on anything else, before the
- * program starts, like every other setting.
+ * any case); anything else is refused with `InvalidSetting`, before the
+ * service starts, like every other setting. `run` reads it with its other
+ * settings and runs under {@link layer} at that level.
  *
  * Gotcha: a logger layer only reaches the fibers it is provided to. Provide it
  * outside everything that logs, including the code reporting a failed run.
@@ -27,7 +28,6 @@
  *
  * @since 0.1.0
  */
-import type * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -67,13 +67,16 @@ const LevelText: Schema.ConstraintCodec<LogLevel.LogLevel, unknown> = Schema.Str
 )
 
 /**
- * `MDP_LOG_LEVEL`: the minimum level of the command line's log lines.
+ * `--log-level` / `MDP_LOG_LEVEL`: the minimum level of the command line's
+ * log lines (the CLI's own built-in `--log-level` is not installed: this is
+ * the one).
  *
  * @since 0.1.0
  * @category settings
  */
 export const level: Setting.Setting<LogLevel.LogLevel> = Setting.make({
   env: "MDP_LOG_LEVEL",
+  flag: { _tag: "Value", name: "log-level", metavar: "LEVEL" },
   group: "logging",
   description: "the least severe log lines printed (on stderr)",
   schema: LevelText,
@@ -105,15 +108,3 @@ export const layer = (options?: { readonly minimumLevel?: LogLevel.LogLevel | un
     Layer.succeed(Logger.LogToStderr, true),
     Layer.succeed(References.MinimumLogLevel, options?.minimumLevel ?? "Info")
   )
-
-/**
- * {@link layer} at the level {@link level} reads from the current
- * `ConfigProvider` (default `info`); fails with `InvalidSetting` when
- * `MDP_LOG_LEVEL` names no level.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerConfig: Layer.Layer<never, Setting.InvalidSetting | Config.ConfigError> = Layer.unwrap(
-  Effect.map(Setting.read(level), (minimumLevel) => layer({ minimumLevel }))
-)

@@ -21,8 +21,10 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import * as Cause from "effect/Cause"
+import * as CliConfig from "effect/cli/CliConfig"
 import * as CliOutput from "effect/cli/CliOutput"
 import * as Command from "effect/cli/Command"
+import * as GlobalFlag from "effect/cli/GlobalFlag"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -66,21 +68,29 @@ export const program: Effect.Effect<number, never, Command.Environment> = Comman
 )
 
 /**
- * What the program runs on: Node's services and the CLI's presenter.
+ * What the program runs on: Node's services, the CLI's presenter, and of the
+ * CLI's built-in global flags only `--help` and `--version`. Its
+ * `--log-level` would be a second setting for what `--log-level` /
+ * `MDP_LOG_LEVEL` (`Logging.level`, a flag of `run`) already sets, with
+ * other names and other errors; `--wizard` and `--completions` are not
+ * offered.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Command.Environment> = Layer.merge(
+export const layer: Layer.Layer<Command.Environment> = Layer.mergeAll(
   NodeServices.layer,
-  CliOutput.layerPresenter(Cli.presenter)
+  CliOutput.layerPresenter(Cli.presenter),
+  CliConfig.layer({ builtIns: [GlobalFlag.Help, GlobalFlag.Version] })
 )
 
 /**
  * The program with its layers provided: the one place they are. Log lines
- * go to stderr from the level `MDP_LOG_LEVEL` names; a value that names no
- * level is refused like any other setting. What the program could not
- * handle is reported here, where log lines go, rather than by `runMain`.
+ * go to stderr; `run` reads their level (`--log-level`, `MDP_LOG_LEVEL`)
+ * with its other settings and runs at it (a value that names no level is
+ * refused like any other setting). What the program could not handle (a
+ * defect) is reported here, where log lines go, rather than by `runMain`,
+ * and whatever the level: it is why the exit code is 1.
  *
  * @since 0.1.0
  * @category program
@@ -88,8 +98,7 @@ export const layer: Layer.Layer<Command.Environment> = Layer.merge(
 export const runnable: Effect.Effect<number> = program.pipe(
   Effect.tapCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError(cause)),
   Effect.provide(layer),
-  Effect.provide(Logging.layerConfig),
-  Effect.catch((error) => Effect.as(Console.error(`market-data-pipeline: ${error.message}`), REFUSED))
+  Effect.provide(Logging.layer())
 )
 
 /**

@@ -36,19 +36,17 @@ import * as Logging from "./Logging.ts"
 import * as SimulatedStore from "./SimulatedStore.ts"
 
 /**
- * A setting that stops the service before anything starts and is not a
- * single bad value (a token, or a host without one): the executable prints
- * it as one line and exits with code 2.
+ * What stops the service before it runs and is not a single bad value (a
+ * non-loopback host without a token, the port in use, Redis out of reach, the
+ * `redis` package missing): the executable prints it as one line and exits
+ * with code 2.
  *
  * @since 0.1.0
  * @category errors
  */
 export class StartupError extends Data.TaggedError("StartupError")<{ readonly message: string }> {}
 
-const nonBlank = Schema.String.check(Schema.isPattern(/^\S+$/))
-const positive = Schema.Finite.check(Schema.isGreaterThan(0))
-const seconds = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
-const positiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+const { NonBlank: nonBlank, Positive: positive, PositiveInt: positiveInt, Seconds: seconds } = Setting
 const value = (name: string, metavar: string) => ({ _tag: "Value", name, metavar }) as const
 const switchTo = (name: string, to: boolean) => ({ _tag: "Switch", name, value: to }) as const
 
@@ -102,7 +100,7 @@ export const http = {
     group: "http",
     description: "allow a non-loopback --host without MDP_HTTP_TOKEN (not for production)",
     schema: Setting.BooleanText,
-    expected: "true/false, yes/no, on/off or 1/0",
+    expected: Setting.booleanExpected,
     default: false
   }),
   shutdownTimeout: Setting.make({
@@ -116,21 +114,30 @@ export const http = {
   })
 }
 
+// the check the HTTP API makes of a token (HttpApi.tokenIssue), as the setting's schema
+const usableToken = Schema.RedactedFromValue(
+  Schema.String.check(Schema.makeFilter((text: string) => HttpApi.tokenIssue(text) ?? true))
+)
+
 /**
- * `MDP_HTTP_TOKEN`, documented here and read by {@link load} on its own: an
- * empty value is refused (not taken as "no token") and the value is never
- * printed.
+ * `MDP_HTTP_TOKEN`, read by {@link load} on its own, from the process
+ * environment: an empty or blank value is refused (not taken as "no
+ * token"), as is one with white space, by the check the HTTP API makes
+ * (`HttpApi.tokenIssue`); a refusal never shows the value.
  *
  * @since 0.1.0
  * @category settings
  */
-export const token: Setting.Setting<Option.Option<string>> = Setting.optional({
+export const token: Setting.Setting<Option.Option<Redacted.Redacted<string>>> = Setting.optional({
   env: "MDP_HTTP_TOKEN",
   group: "http",
   description: "when set, POST /feedback and DELETE /feedback/{id} need Authorization: Bearer <token>; " +
     "empty or blank is refused",
-  schema: Schema.String,
+  schema: usableToken,
   expected: "a token without white space",
+  problem: (value) =>
+    `${HttpApi.tokenIssue(value) ?? "is not usable"}: set a usable token, or unset the variable to run without one`,
+  secret: true,
   defaultText: "none: any local client may post (logged as a warning)"
 })
 
@@ -183,7 +190,7 @@ export const simulation = {
     group: "simulation",
     description: "production mode: no simulated store, feedback only from outside (HTTP, Pulse)",
     schema: Setting.BooleanText,
-    expected: "true/false, yes/no, on/off or 1/0",
+    expected: Setting.booleanExpected,
     default: false
   }),
   storeTransport: Setting.make({
@@ -232,7 +239,7 @@ export const sharedBuckets = {
     group: "shared buckets",
     description: "share the provider's bucket with every process on the same Redis and prefix",
     schema: Setting.BooleanText,
-    expected: "true/false, yes/no, on/off or 1/0",
+    expected: Setting.booleanExpected,
     default: false
   }),
   redisUrl: Setting.make({
@@ -290,16 +297,16 @@ export const pulse = {
     description: "also consume feedback from the Pulse stream on Redis (in the environment: PULSE_ENABLED=true " +
       "with EVENT_BUS_BACKEND=redis)",
     schema: Setting.BooleanText,
-    expected: "true/false, yes/no, on/off or 1/0",
+    expected: Setting.booleanExpected,
     default: false
   }),
   eventBusBackend: Setting.make({
     env: "EVENT_BUS_BACKEND",
     group: "pulse",
     description: "the Python bus backend: redis, with PULSE_ENABLED=true, consumes Pulse",
-    schema: nonBlank,
-    expected: "a backend name (inmem, redis)",
-    default: "inmem"
+    schema: Schema.Literals(["inmem", "redis"]),
+    expected: "inmem or redis",
+    default: "inmem" as "inmem" | "redis"
   }),
   namespace: Setting.make({
     env: "MD_NAMESPACE",
@@ -529,24 +536,18 @@ export const load = (
     yield* checkOutput(givenAs["timeline"] ?? "--timeline", settings.timeline)
     // --pulse alone consumes; the Python variables need both (PULSE_ENABLED=true, EVENT_BUS_BACKEND=redis)
     const consumePulse = settings.storeTransport === "pulse" ||
-      (settings.pulse && (givenAs["pulse"] === "--pulse" || settings.eventBusBackend.toLowerCase() === "redis"))
+      (settings.pulse && (givenAs["pulse"] === "--pulse" || settings.eventBusBackend === "redis"))
     return { ...settings, token, consumePulse, givenAs }
   })
 
 // read keeping an empty value: MDP_HTTP_TOKEN="" is a mistake to report, not "no token"
 // (from the process environment, where an empty value can be told from an unset one)
-const readToken = Effect.gen(function*() {
-  const value = Option.getOrUndefined(
-    yield* Config.option(Config.Redacted(token.env)).parse(ConfigProvider.fromEnv({ preserveEmptyStrings: true }))
-  )
-  const problem = value === undefined ? undefined : HttpApi.tokenIssue(Redacted.value(value))
-  if (problem !== undefined) {
-    return yield* new StartupError({
-      message: `MDP_HTTP_TOKEN ${problem}: set a usable token, or unset the variable to run without one`
-    })
-  }
-  return value
-})
+const readToken = Effect.map(
+  Setting.read(token).pipe(
+    Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ preserveEmptyStrings: true }))
+  ),
+  Option.getOrUndefined
+)
 
 /** An output file's folder must exist and be writable, and the file, if there, a writable file. */
 const checkOutput = (label: string, path: Option.Option<string>) =>

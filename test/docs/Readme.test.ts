@@ -10,12 +10,31 @@
  * run, in order, against the real service started as the README says
  * (`run --no-simulated-store`, on a free port instead of 9108), and each
  * command prints exactly the `# → text` lines that follow it.
+ *
+ * Every block of the README names its language: a block showing a terminal
+ * (`$ command` lines, each followed by what it prints) is ```console, with a
+ * mode the test knows:
+ * - ```console stderr exit=N: each command runs (`sh -c`, at the repository's
+ *   root, a clean MDP_* environment), exits with N, prints exactly the lines
+ *   shown on stderr and nothing on stdout but npm's own banner;
+ * - ```console transcript: a long run, shown once; its command runs for 3 s
+ *   (`MDP_DURATION=3`, a free port) and every line shown must be in the real
+ *   output, in order, with only the clock, the port and the summary's
+ *   figures allowed to differ (the summary's lines are exactly the real
+ *   ones, label by label); its status line must be what `formatStatus`
+ *   renders at 80 columns.
+ * ```text blocks are illustrative and not run. The ```sh blocks that are not
+ * curl sequences are commands to type, with no line of output shown, except
+ * the "two terminals" shared-bucket demo, which runs on the machine's Redis.
+ * Status lines quoted inline (`t=…`) must be what `formatStatus` renders.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFile, spawn } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
+import { formatStatus } from "../../src/service/Report.ts"
+import type { Sample } from "../../src/service/Simulation.ts"
 
 const root = new URL("../../", import.meta.url).pathname
 const snippets = join(root, "test/docs/.snippets")
@@ -216,6 +235,275 @@ describe("the README's curl sequence", () => {
           const printed = ran.stdout.split("\n").filter((line) => line !== "")
           assert.deepStrictEqual(printed, command.expected, `${command.text}\n${ran.stderr}`)
         }
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
+})
+
+// ---------------------------------------------------------------------------
+// the README's terminals: ```console blocks, the two-terminal demo, status lines
+
+const readmeBlocks = blocks.filter((block) => block.file === "README.md")
+const consoleBlocks = readmeBlocks.filter((block) => block.lang === "console")
+
+interface Shown {
+  readonly command: string
+  readonly lines: ReadonlyArray<string>
+}
+
+/** A ```console block: each `$ command` and the lines shown after it. */
+const transcript = (block: Block): Array<Shown> => {
+  const shown: Array<{ command: string; lines: Array<string> }> = []
+  for (const line of block.code.replace(/\n$/, "").split("\n")) {
+    if (line.startsWith("$ ")) shown.push({ command: line.slice(2), lines: [] })
+    else {
+      assert.isDefined(shown.at(-1), `${block.file}:${block.line}: output before any command`)
+      shown.at(-1)!.lines.push(line)
+    }
+  }
+  return shown
+}
+
+const modeOf = (block: Block): { kind: "stderr"; exit: number } | { kind: "transcript" } => {
+  const exit = block.flags.map((flag) => /^exit=(\d+)$/.exec(flag)).find((m) => m !== null)
+  const rest = block.flags.filter((flag) => !/^exit=\d+$/.test(flag))
+  if (rest.length === 1 && rest[0] === "stderr" && exit) return { kind: "stderr", exit: Number(exit[1]) }
+  if (rest.length === 1 && rest[0] === "transcript" && exit === undefined) return { kind: "transcript" }
+  throw new Error(`${block.file}:${block.line}: a console block is "console stderr exit=N" or "console transcript"`)
+}
+
+/** The environment of a newcomer's shell: none of the service's variables set. */
+const cleanEnv = (): NodeJS.ProcessEnv =>
+  Object.fromEntries(
+    Object.entries(process.env).filter(([name]) =>
+      !/^(MDP_|PULSE_|REDIS_URL$|MD_NAMESPACE$|EVENT_BUS_BACKEND$|SCHEMA_TRACK$)/.test(name)
+    )
+  )
+
+/** Runs the effects `concurrency` at a time, results in order. */
+const pooled = <A>(effects: ReadonlyArray<Effect.Effect<A>>, concurrency: number) =>
+  Effect.all(effects, { concurrency })
+
+const lines = (text: string): Array<string> => text.replace(/\n$/, "").split("\n")
+
+/** npm's banner on stdout: blank lines and the `> package@version script` / `> command` lines. */
+const isNpmBanner = (line: string) => line === "" || line.startsWith("> ")
+
+/** A status line as shown, parsed back into the sample it renders (the event count, when left out, is large). */
+const parseStatus = (line: string): { sample: Sample; events: number } => {
+  const number = (pattern: RegExp, fallback?: number): number => {
+    const match = pattern.exec(line)
+    if (match === null && fallback !== undefined) return fallback
+    assert.isNotNull(match, `status line ${JSON.stringify(line)}: no ${pattern}`)
+    return Number(match![1])
+  }
+  const level = /\b(ok|soft|hard)\b/.exec(line)?.[1]
+  assert.isDefined(level, `status line ${JSON.stringify(line)}: no level`)
+  const queue = /\bq(?:ueue)? (\d+)\/(\d+)/.exec(line)
+  return {
+    sample: {
+      t: number(/^t=(\d+\.\d)s /),
+      rate: number(/\b(\d+\.\d)\/s/),
+      baseRate: 200,
+      scale: number(/(?:scale |\bx)(\d\.\d\d)\b/, 1),
+      level: level as Sample["level"],
+      queueDepth: queue === null ? 0 : Number(queue[1]),
+      queueCapacity: queue === null ? 0 : Number(queue[2]),
+      produced: 0,
+      written: number(/\bwritten (\d+)/, 0),
+      dropped: number(/\bdropped (\d+)/, 0),
+      rejected: number(/\brejected (\d+)/, 0),
+      stalled: /\b(?:stall|sink stalled)\b/.test(line)
+    },
+    events: number(/\b(?:feedback events|fb) (\d+)/, 10_000)
+  }
+}
+
+/** A line shown in a transcript as a pattern: the clock of a log line and the port may differ. */
+const shapeOf = (line: string, summary: boolean): RegExp => {
+  const escaped = line.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+  const loose = summary
+    ? escaped.replace(/\d+(?:\\\.\d+)?/g, "\\d+(?:\\.\\d+)?") // the summary's figures
+    : escaped
+      .replace(/^\\\[\d\d:\d\d:\d\d\\\.\d{3}\\\]/, "\\[\\d\\d:\\d\\d:\\d\\d\\.\\d{3}\\]")
+      .replace(/127\\\.0\\\.0\\\.1:\d+/, "127\\.0\\.0\\.1:\\d+")
+  return new RegExp(`^${loose}$`)
+}
+
+describe("the README's terminals", () => {
+  it("every block names its language; console blocks have a mode the test knows", () => {
+    for (const block of readmeBlocks) assert.notStrictEqual(block.lang, "", `README.md:${block.line}`)
+    const bare = readFileSync(join(root, "README.md"), "utf8").split("\n").flatMap((line, i, all) =>
+      line === "```" && all.slice(0, i).filter((l) => l.startsWith("```")).length % 2 === 0 ? [i + 1] : []
+    )
+    assert.deepStrictEqual(bare, [], "README blocks opened without a language (```text for an illustration)")
+    assert.sameMembers(consoleBlocks.map((block) => modeOf(block).kind), ["stderr", "transcript"])
+    // the other sh blocks are commands to type: no line of output shown
+    for (const block of readmeBlocks.filter((b) => b.lang === "sh" && curlCommands(b) === undefined)) {
+      if (block.code.includes("--shared-buckets")) continue // the two-terminal demo, run below
+      const shown = block.code.split("\n").filter((line) => line.startsWith("#"))
+      assert.deepStrictEqual(shown, [], `README.md:${block.line}: output shown in a block no test runs`)
+    }
+  })
+
+  for (const block of consoleBlocks.filter((b) => modeOf(b).kind === "stderr")) {
+    it.live(
+      `README.md:${block.line}: each command exits as shown, printing the lines shown on stderr`,
+      () =>
+        Effect.gen(function*() {
+          const { exit } = modeOf(block) as { exit: number }
+          const shown = transcript(block)
+          assert.isAtLeast(shown.length, 4)
+          const ran = yield* pooled(
+            shown.map((s) => run("sh", ["-c", s.command], { timeout: 30_000, env: cleanEnv() })),
+            2
+          )
+          shown.forEach((s, i) => {
+            const { code, stderr, stdout } = ran[i]!
+            const context = `$ ${s.command}\nstdout:\n${stdout}\nstderr:\n${stderr}`
+            assert.strictEqual(code, exit, context)
+            assert.deepStrictEqual(lines(stderr), s.lines, context)
+            assert.deepStrictEqual(lines(stdout).filter((line) => !isNpmBanner(line)), [], context)
+          })
+        }),
+      { timeout: 60_000 }
+    )
+  }
+
+  for (const block of consoleBlocks.filter((b) => modeOf(b).kind === "transcript")) {
+    it.live(`README.md:${block.line}: the transcript is what a short real run prints`, () =>
+      Effect.gen(function*() {
+        const shown = transcript(block)
+        assert.lengthOf(shown, 1)
+        const { command, lines: expected } = shown[0]!
+        assert.strictEqual(command, "npm start")
+        const ran = yield* run("sh", ["-c", `${command} 2>&1`], {
+          timeout: 30_000,
+          env: { ...cleanEnv(), MDP_DURATION: "3", MDP_HTTP_PORT: "0" }
+        })
+        const real = lines(ran.stdout)
+        assert.strictEqual(ran.code, 0, ran.stdout)
+        // the status line: what formatStatus renders at 80 columns (the README says so)
+        const statusShown = expected.filter((line) => line.startsWith("t="))
+        assert.lengthOf(statusShown, 1)
+        const status = statusShown[0]!.replace(/\^C$/, "")
+        const { events, sample } = parseStatus(status)
+        assert.strictEqual(formatStatus(sample, events, 80), status)
+        assert.isTrue(real.some((line) => line.startsWith("t=")), ran.stdout)
+        // the other lines, in order; the summary exactly, but for its figures
+        const rest = expected.filter((line) => !line.startsWith("t="))
+        const summaryAt = rest.indexOf("summary")
+        assert.isAtLeast(summaryAt, 0)
+        const realRest = real.filter((line) => !line.startsWith("t="))
+        let at = 0
+        rest.forEach((line, i) => {
+          const shape = shapeOf(line, i > summaryAt)
+          const found = realRest.findIndex((r, j) => j >= at && shape.test(r))
+          assert.isAtLeast(
+            found,
+            0,
+            `README.md:${block.line + 2 + expected.indexOf(line)}: not printed: ${line}\n${ran.stdout}`
+          )
+          at = found + 1
+        })
+        const realSummary = realRest.slice(realRest.indexOf("summary"))
+        assert.strictEqual(realSummary.length, rest.length - summaryAt, `the summary's lines:\n${ran.stdout}`)
+        realSummary.forEach((line, i) => assert.match(line, shapeOf(rest[summaryAt + i]!, i > 0)))
+      }), { timeout: 60_000 })
+  }
+
+  it("the status lines quoted inline are what formatStatus renders", () => {
+    const quoted = [...readFileSync(join(root, "README.md"), "utf8").matchAll(/`(t=\d[^`]*)`/g)].map((m) => m[1]!)
+    assert.isAtLeast(quoted.length, 1)
+    for (const line of quoted) {
+      const { events, sample } = parseStatus(line)
+      assert.strictEqual(formatStatus(sample, events), line)
+    }
+  })
+
+  it.live(
+    "two terminals, one limit: hard posted to one stops both, ok posted to either resumes both",
+    () =>
+      Effect.gen(function*() {
+        const demo = readmeBlocks.filter((b) => b.lang === "sh" && b.code.includes("--shared-buckets"))
+        assert.lengthOf(demo, 1)
+        const code = demo[0]!.code
+        // what the block claims, which this test checks
+        assert.include(
+          code,
+          "# both status lines go to rate 0.0/s at level hard; posting \"ok\" to either resumes both"
+        )
+        const starts = code.split("\n").filter((line) => line.startsWith("npm start "))
+        const post = code.split("\n# both")[0]!.split("\n").slice(starts.length).join("\n")
+        assert.lengthOf(starts, 2)
+        assert.include(post, "localhost:9109")
+        // each terminal on a free port and a prefix of its own (not a service's on this machine)
+        const prefix = `mdp-readme-${process.pid}`
+        const terminals = starts.map((line) => {
+          const command = line.replace(/#.*$/, "").trim().replace(/--port \d+/, "--port 0") +
+            ` --redis-prefix ${prefix}`
+          const child = spawn("sh", ["-c", `exec ${command} 2>&1`], {
+            cwd: root,
+            env: cleanEnv(),
+            detached: true,
+            stdio: ["ignore", "pipe", "ignore"]
+          })
+          const terminal = { command, output: "", port: undefined as string | undefined }
+          child.stdout.on("data", (chunk) => (terminal.output += chunk))
+          return { terminal, child }
+        })
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            for (const { child } of terminals) {
+              try {
+                process.kill(-child.pid!, "SIGKILL") // npm, its shell and the service
+              } catch {
+                // already gone
+              }
+            }
+          })
+        )
+        const statusAfter = (output: string, from: number) =>
+          output.slice(from).split("\n").filter((line) => line.startsWith("t=") && line.includes("/s"))
+        const waitFor = (what: string, check: () => boolean) =>
+          Effect.gen(function*() {
+            for (let i = 0; i < 200 && !check(); i++) yield* Effect.sleep("50 millis")
+            assert.isTrue(check(), `${what}\n${terminals.map(({ terminal }) => terminal.output).join("\n---\n")}`)
+          })
+        yield* waitFor("both terminals start", () =>
+          terminals.every(({ terminal }) => {
+            terminal.port ??= /listening on http:\/\/[\d.]+:(\d+)/.exec(terminal.output)?.[1]
+            return terminal.port !== undefined && statusAfter(terminal.output, 0).length > 0
+          }))
+        const [one, two] = terminals.map(({ terminal }) => terminal) as [
+          typeof terminals[0]["terminal"],
+          typeof terminals[0]["terminal"]
+        ]
+        const send = (text: string) =>
+          Effect.gen(function*() {
+            const ran = yield* run("bash", ["-c", text], { timeout: 10_000 })
+            assert.strictEqual(ran.code, 0, ran.stderr)
+            assert.include(ran.stdout, "\"accepted\":true")
+          })
+        let marks = terminals.map(({ terminal }) => terminal.output.length)
+        yield* send(post.replaceAll("localhost:9109", `localhost:${two.port}`))
+        yield* waitFor("both status lines go to rate 0.0/s at level hard", () =>
+          terminals.every(({ terminal }, i) =>
+            statusAfter(terminal.output, marks[i]!).some((line) =>
+              /rate 0\.0\/s .*level hard/.test(line)
+            )
+          ))
+        // "ok" posted to the other terminal
+        marks = terminals.map(({ terminal }) => terminal.output.length)
+        yield* send(
+          post.replaceAll("localhost:9109", `localhost:${one.port}`).replace("\"level\":\"hard\"", "\"level\":\"ok\"")
+        )
+        yield* waitFor("both resume", () =>
+          terminals.every(({ terminal }, i) =>
+            statusAfter(terminal.output, marks[i]!).some((line) =>
+              !line.includes("rate 0.0/s") && !/level hard/.test(line)
+            )
+          ))
       }).pipe(Effect.scoped),
     { timeout: 60_000 }
   )

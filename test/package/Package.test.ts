@@ -197,11 +197,35 @@ console.log(JSON.stringify(await Effect.runPromise(program)))
     assert.deepStrictEqual(ran, { code: 2, stdout: "", stderr: `${missingPeersMessage}\n` })
   })
 
-  it("the executable runs once the peers it names are installed", async () => {
-    const peers = ["@effect/platform-node", "redis"].map((name) => `${name}@${manifest.devDependencies[name]}`)
-    await succeed("npm", [...npmInstall, ...peers], consumer)
-    const ran = await run(join(consumer, "node_modules", ".bin", "market-data-pipeline"), ["--version"], consumer)
-    assert.strictEqual(ran.code, 0, ran.stderr)
-    assert.include(ran.stdout, manifest.version)
+  it("the executable runs once the peer it names is installed; redis is needed only by the runs on Redis", async () => {
+    const bin = join(consumer, "node_modules", ".bin", "market-data-pipeline")
+    const peer = (name: string) => `${name}@${manifest.devDependencies[name]}`
+    assert.include(missingPeersMessage, `npm install ${peer("@effect/platform-node")} `)
+    // npm installs redis with @effect/platform-node (its peer) unless told not to, as yarn does not
+    await succeed("npm", [...npmInstall, "--legacy-peer-deps", peer("@effect/platform-node")], consumer)
+    assert.isFalse(installed().has("redis"))
+    const version = await run(bin, ["--version"], consumer)
+    assert.strictEqual(version.code, 0, version.stderr)
+    assert.include(version.stdout, manifest.version)
+    const plain = await run(bin, ["run", "--port", "0", "--duration", "1", "--no-simulated-store"], consumer)
+    assert.strictEqual(plain.code, 0, plain.stderr)
+    assert.include(plain.stdout, "summary")
+    for (const option of ["--shared-buckets", "--pulse"]) {
+      const ran = await run(bin, ["run", "--port", "0", "--duration", "1", option], consumer)
+      assert.deepStrictEqual(ran, {
+        code: 2,
+        stdout: "",
+        stderr: `market-data-pipeline: ${option} needs the redis package: npm install ${peer("redis")}\n`
+      })
+    }
+    // with redis installed, --shared-buckets gets as far as connecting
+    await succeed("npm", [...npmInstall, peer("redis")], consumer)
+    const shared = await run(
+      bin,
+      ["run", "--port", "0", "--duration", "1", "--shared-buckets", "--redis-url", "redis://127.0.0.1:1"],
+      consumer
+    )
+    assert.strictEqual(shared.code, 2, shared.stderr)
+    assert.include(shared.stderr, "--shared-buckets: cannot connect to Redis at redis://127.0.0.1:1")
   }, 300_000)
 })

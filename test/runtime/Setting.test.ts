@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Option, Schema } from "effect"
+import { ConfigProvider, Effect, Option, Result, Schema } from "effect"
 import { Setting } from "market-data-pipeline"
 
 const workers = Setting.make({
@@ -80,6 +80,48 @@ describe("Setting", () => {
       const bad = yield* Effect.flip(Setting.read(flagSetting).pipe(fromUnknown({ APP_ON: "maybe" })))
       assert.strictEqual(bad.message, "APP_ON=maybe: expected a boolean")
     }))
+
+  it.effect("a secret is refused without its value; a problem may be worded by value", () =>
+    Effect.gen(function*() {
+      const secret = Setting.optional({
+        env: "APP_KEY",
+        group: "app",
+        description: "a key",
+        schema: Schema.String.check(Schema.isMinLength(8)),
+        expected: "at least 8 characters",
+        problem: (value) => `is ${value.length} characters long: give at least 8`,
+        secret: true
+      })
+      assert.strictEqual(secret.problem, "expected at least 8 characters")
+      const variable = yield* Effect.flip(Setting.read(secret).pipe(fromUnknown({ APP_KEY: "hunter2" })))
+      if (variable._tag !== "InvalidSetting") return assert.fail(variable.message)
+      assert.strictEqual(variable.message, "APP_KEY is 7 characters long: give at least 8")
+      assert.isUndefined(variable.value)
+      const flag = yield* Effect.flip(Setting.decode(secret, "abc", "--key"))
+      assert.strictEqual(flag.message, "--key is 3 characters long: give at least 8")
+      assert.notInclude(flag.message, "abc")
+    }))
+
+  it("the shared schemas: NonBlank, Positive, PositiveInt, Seconds", () => {
+    const accepts = (schema: Schema.ConstraintDecoder<unknown>, value: unknown) =>
+      Result.isSuccess(Schema.decodeUnknownResult(schema)(value))
+    const cases: ReadonlyArray<readonly [Schema.ConstraintDecoder<unknown>, unknown, boolean]> = [
+      [Setting.NonBlank, "ibkr", true],
+      [Setting.NonBlank, "", false],
+      [Setting.NonBlank, "a b", false],
+      [Setting.Positive, 0.5, true],
+      [Setting.Positive, 0, false],
+      [Setting.Positive, Infinity, false],
+      [Setting.PositiveInt, 3, true],
+      [Setting.PositiveInt, 1.5, false],
+      [Setting.PositiveInt, 0, false],
+      [Setting.Seconds, 0, true],
+      [Setting.Seconds, 2.5, true],
+      [Setting.Seconds, -1, false]
+    ]
+    for (const [schema, value, ok] of cases) assert.strictEqual(accepts(schema, value), ok, String(value))
+    assert.strictEqual(Setting.booleanExpected, "true/false, yes/no, on/off or 1/0")
+  })
 
   it.effect("checkRetired: a retired variable that is set is refused, naming its replacement", () =>
     Effect.gen(function*() {

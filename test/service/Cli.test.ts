@@ -26,7 +26,8 @@ const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}, sh
   let output = ""
   child.stdout!.on("data", (chunk) => (output += chunk))
   child.stderr!.on("data", (chunk) => (output += chunk))
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  // "close", not "exit": the output is all read only once the pipes are closed
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
   return { child, output: () => output, exited }
 }
 
@@ -110,9 +111,31 @@ describe("the service as a child process", () => {
         const running = start(["run", "--port", "0", "--duration", "2", "--no-simulated-store"])
         assert.strictEqual(await running.exited, 0)
         assert.include(running.output(), "no simulated store")
-        assert.match(running.output(), /items dropped\s+0/)
+        assert.match(running.output(), /items written\s+none: no simulated store/)
       }),
     { timeout: 30_000 }
+  )
+
+  it.live(
+    "--log-level and MDP_LOG_LEVEL are one setting, the flag winning; start-up is quiet at info",
+    () =>
+      Effect.promise(async () => {
+        const args = ["run", "--port", "0", "--duration", "1", "--no-simulated-store"]
+        const [info, debug, error] = [
+          start(args, { MDP_LOG_LEVEL: "" }),
+          start([...args, "--log-level", "debug"], { MDP_LOG_LEVEL: "error" }),
+          start([...args, "--log-level", "error"], { MDP_LOG_LEVEL: "debug" })
+        ]
+        assert.deepStrictEqual(await Promise.all([info.exited, debug.exited, error.exited]), [0, 0, 0])
+        // the library's start-up lines are routine: debug
+        assert.notInclude(info.output(), "registered provider")
+        assert.include(info.output(), "WARN (#1): MDP_HTTP_TOKEN is not set")
+        assert.match(debug.output(), /DEBUG \(#\d+\): registered provider ibkr/)
+        assert.match(debug.output(), /DEBUG \(#\d+\): feedback enabled for provider ibkr/)
+        assert.notMatch(error.output(), /DEBUG|INFO|WARN/)
+        assert.include(error.output(), "summary")
+      }),
+    { timeout: 60_000 }
   )
 
   it.live("the composition example in examples/ runs", () =>
@@ -124,7 +147,7 @@ describe("the service as a child process", () => {
       let output = ""
       child.stdout!.on("data", (chunk) => (output += chunk))
       child.stderr!.on("data", (chunk) => (output += chunk))
-      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
+      const code = await new Promise<number | null>((resolve) => child.on("close", resolve))
       assert.strictEqual(code, 0, output)
       assert.include(output, "after soft: 30 tokens/s (scale 0.6, pressure soft)")
       assert.include(output, "pipeline_rate_scale_factor{provider=\"ibkr\"} 0.6")
@@ -436,9 +459,19 @@ describe("the service with --shared-buckets (the machine's Redis)", () => {
 
   it.live("an unreachable Redis stops the start with one line, exit 2", () =>
     Effect.promise(async () => {
-      const running = start(["run", "--port", "0", "--shared-buckets", "--redis-url", "redis://127.0.0.1:1"])
-      assert.strictEqual(await exitWithin(running, 20), 2, running.output())
-      assert.include(running.output(), "--shared-buckets: cannot connect to Redis at redis://127.0.0.1:1")
+      await Promise.all(["--shared-buckets", "--pulse"].map(async (option) => {
+        const running = start(["run", "--port", "0", option, "--redis-url", "redis://127.0.0.1:1"], {
+          MDP_LOG_LEVEL: ""
+        })
+        assert.strictEqual(await exitWithin(running, 20), 2, running.output())
+        // the whole output at the default log level: one line (not also the client's own warnings)
+        assert.match(
+          running.output(),
+          new RegExp(
+            `^market-data-pipeline: ${option}: cannot connect to Redis at redis://127\\.0\\.0\\.1:1 \\([^\\n]*\\)\\n$`
+          )
+        )
+      }))
     }), { timeout: 30_000 })
 })
 

@@ -29,8 +29,8 @@ const cli = (args: ReadonlyArray<string>, unprivileged = false) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       const command = [process.execPath, main, ...args]
       const asNobody = unprivileged && process.getuid?.() === 0
-      // log lines go to stderr from the info level: keep only errors, which must be none
-      const env = { ...process.env, MDP_LOG_LEVEL: "error" }
+      // at the default log level (info): a refused start must still print one line only
+      const { MDP_LOG_LEVEL: _level, ...env } = process.env
       const child = asNobody
         ? spawn("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", ...command], { env })
         : spawn(command[0]!, command.slice(1), { env })
@@ -39,7 +39,8 @@ const cli = (args: ReadonlyArray<string>, unprivileged = false) =>
       child.stdout.on("data", (chunk) => (stdout += chunk))
       child.stderr.on("data", (chunk) => (stderr += chunk))
       const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
-      child.on("exit", (code) => {
+      // "close", not "exit": the output is all read only once the pipes are closed
+      child.on("close", (code) => {
         clearTimeout(timer)
         resolve({ code, stdout, stderr })
       })
@@ -75,7 +76,7 @@ describe("HttpServerNode: an address that cannot be bound", () => {
         const run = yield* cli(["run", "--port", String(port), "--duration", "5"])
         assert.strictEqual(run.code, 2, run.stdout + run.stderr)
         assert.strictEqual(run.stderr, `market-data-pipeline: port ${port} is in use; pass --port\n`)
-        assert.notInclude(run.stdout, "listening on")
+        assert.strictEqual(run.stdout, "") // nothing started
         assert.notInclude(run.stdout, "ServeError")
         assert.notInclude(run.stdout + run.stderr, "    at ")
       }).pipe(Effect.scoped),
@@ -99,6 +100,7 @@ describe("HttpServerNode: an address that cannot be bound", () => {
           foreign.stderr,
           "market-data-pipeline: address 192.0.2.1 is not an address of this machine; pass --host\n"
         )
+        assert.strictEqual(privileged.stdout + foreign.stdout, "")
       }),
     { timeout: 60_000 }
   )

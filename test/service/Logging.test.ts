@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer, Result } from "effect"
 import * as TestConsole from "effect/testing/TestConsole"
+import * as Setting from "../../src/runtime/Setting.ts"
 import * as Logging from "../../src/service/Logging.ts"
 
 // the arguments of the console calls, in order; the default logger's first is "[time] LEVEL (#fiber):"
@@ -56,13 +57,14 @@ describe("Logging", () => {
       assert.deepStrictEqual(levelsIn(yield* TestConsole.errorLines), ["INFO", "WARN", "ERROR"])
     }))
 
-  it.effect("layerConfig: the level MDP_LOG_LEVEL names; info without it; none prints nothing", () =>
+  it.effect("the level setting: MDP_LOG_LEVEL names it; info without it; none prints nothing", () =>
     Effect.gen(function*() {
       // the levels a run adds to the test console
       const run = (env: Record<string, string>) =>
         Effect.gen(function*() {
           const before = (yield* TestConsole.errorLines).length
-          yield* logAll.pipe(Effect.provide(Logging.layerConfig.pipe(Layer.provide(withEnv(env)))))
+          const minimumLevel = yield* Setting.read(Logging.level).pipe(Effect.provide(withEnv(env)))
+          yield* logAll.pipe(Effect.provide(Logging.layer({ minimumLevel })))
           assert.deepStrictEqual(yield* TestConsole.logLines, [])
           return levelsIn((yield* TestConsole.errorLines).slice(before))
         })
@@ -72,10 +74,10 @@ describe("Logging", () => {
       assert.deepStrictEqual(yield* run({ MDP_LOG_LEVEL: "none" }), [])
     }))
 
-  it.effect("layerConfig: a value that names no level fails with InvalidSetting before anything logs", () =>
+  it.effect("the level setting: a value that names no level fails with InvalidSetting", () =>
     Effect.gen(function*() {
-      const error = yield* logAll.pipe(
-        Effect.provide(Logging.layerConfig.pipe(Layer.provide(withEnv({ MDP_LOG_LEVEL: "loud" })))),
+      const error = yield* Setting.read(Logging.level).pipe(
+        Effect.provide(withEnv({ MDP_LOG_LEVEL: "loud" })),
         Effect.flip
       )
       assert.strictEqual(error.message, "MDP_LOG_LEVEL=loud: expected one of trace, debug, info, warning, error, none")

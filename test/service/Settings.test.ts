@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, FileSystem, Option } from "effect"
+import { ConfigProvider, Effect, FileSystem, Option, Redacted } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
+import * as Setting from "../../src/runtime/Setting.ts"
 import * as Settings from "../../src/service/Settings.ts"
 
 const main = new URL("../../src/bin/market-data-pipeline.ts", import.meta.url).pathname
@@ -23,7 +24,8 @@ const runCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): 
     child.stdout!.on("data", (chunk) => (stdout += chunk))
     child.stderr!.on("data", (chunk) => (stderr += chunk))
     const timer = setTimeout(() => child.kill("SIGKILL"), 60_000)
-    child.on("exit", (code) => {
+    // "close", not "exit": the output is all read only once the pipes are closed
+    child.on("close", (code) => {
       clearTimeout(timer)
       resolve({ code, stdout, stderr })
     })
@@ -70,7 +72,26 @@ describe("a refused setting, as a child process", () => {
             "--port: a value is needed (expected an integer from 0 to 65535); see 'market-data-pipeline run --help'"
           ],
           // a flag wins over its variable, whose bad value is then never read
-          [["--port", "70000"], { MDP_HTTP_PORT: "9108" }, "--port 70000: expected an integer from 0 to 65535"]
+          [["--port", "70000"], { MDP_HTTP_PORT: "9108" }, "--port 70000: expected an integer from 0 to 65535"],
+          // a single-value flag given twice is refused, not read as "2 occurrences" or the last one
+          [
+            ["--duration", "1", "--duration", "-1"],
+            {},
+            "--duration given 2 times: give it once; see 'market-data-pipeline run --help'"
+          ],
+          [["--pulse", "--pulse"], {}, "--pulse given 2 times: give it once; see 'market-data-pipeline run --help'"],
+          // the log level: one setting, --log-level or MDP_LOG_LEVEL, checked like any other
+          [
+            ["--log-level", "warn"],
+            {},
+            "--log-level warn: expected one of trace, debug, info, warning, error, none"
+          ],
+          [
+            [],
+            { MDP_LOG_LEVEL: "loud" },
+            "MDP_LOG_LEVEL=loud: expected one of trace, debug, info, warning, error, none"
+          ],
+          [[], { EVENT_BUS_BACKEND: "kafka" }, "EVENT_BUS_BACKEND=kafka: expected inmem or redis"]
         ]
         // four at a time: each start loads the program (about a second of CPU) and the machine is shared
         const results: Array<Ran> = []
@@ -127,6 +148,10 @@ describe("a refused setting, as a child process", () => {
         ) assert.include(stdout.replace(/\s+/g, " "), line)
         assert.notInclude(stdout, "never-printed")
         assert.notInclude(stdout, "MDP_RATE_REFILL")
+        // one log level setting (not also the CLI's built-in --log-level), no wizard, no completions
+        assert.strictEqual(stdout.split("--log-level").length, 2, stdout)
+        assert.include(stdout.replace(/\s+/g, " "), "--log-level LEVEL the least severe log lines printed")
+        for (const builtIn of ["--wizard", "--completions", "fatal"]) assert.notInclude(stdout, builtIn)
       }),
     { timeout: 60_000 }
   )
@@ -217,6 +242,56 @@ describe("Settings.load", () => {
         (yield* load({ host: Option.some("0.0.0.0"), "allow-unauthenticated": Option.some(true) })).host,
         "0.0.0.0"
       )
+    }))
+
+  it.effect("the log level: --log-level wins over MDP_LOG_LEVEL, whose bad value is then never read", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* load({})).logLevel, "Info")
+      assert.strictEqual((yield* load({}, { MDP_LOG_LEVEL: "error" })).logLevel, "Error")
+      const flag = yield* load({ "log-level": Option.some("debug") }, { MDP_LOG_LEVEL: "loud" })
+      assert.strictEqual(flag.logLevel, "Debug")
+      assert.strictEqual(flag.givenAs.logLevel, "--log-level")
+    }))
+
+  it.effect("EVENT_BUS_BACKEND: inmem or redis, as the Python bus takes them; anything else refused", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* load({})).eventBusBackend, "inmem")
+      assert.strictEqual((yield* load({}, { EVENT_BUS_BACKEND: "redis" })).eventBusBackend, "redis")
+      for (const value of ["kafka", "Redis", "in mem"]) {
+        const error = yield* Effect.flip(load({}, { EVENT_BUS_BACKEND: value }))
+        assert.strictEqual(
+          error.message,
+          `EVENT_BUS_BACKEND=${JSON.stringify(value).replace(/^"([\w]+)"$/, "$1")}: expected inmem or redis`
+        )
+      }
+    }))
+
+  it.effect("the token: its setting's check is the HTTP API's; empty is refused, unset is none; never shown", () =>
+    Effect.gen(function*() {
+      const read = (env: Record<string, string>) =>
+        Setting.read(Settings.token).pipe(
+          Effect.provideService(
+            ConfigProvider.ConfigProvider,
+            ConfigProvider.fromEnv({ env, preserveEmptyStrings: true })
+          )
+        )
+      assert.isTrue(Option.isNone(yield* read({})))
+      const token = yield* read({ MDP_HTTP_TOKEN: "s3cret" })
+      assert.strictEqual(Option.map(token, Redacted.value).pipe(Option.getOrUndefined), "s3cret")
+      const refusals: ReadonlyArray<readonly [string, string]> = [
+        ["", "must not be empty or blank"],
+        ["  ", "must not be empty or blank"],
+        ["two words", "must not contain white space (it could never be sent as Bearer <token>)"]
+      ]
+      for (const [value, problem] of refusals) {
+        const error = yield* Effect.flip(read({ MDP_HTTP_TOKEN: value }))
+        if (error._tag !== "InvalidSetting") return assert.fail(error.message)
+        assert.strictEqual(
+          error.message,
+          `MDP_HTTP_TOKEN ${problem}: set a usable token, or unset the variable to run without one`
+        )
+        assert.isUndefined(error.value) // the value is not kept in the error either
+      }
     }))
 
   it("every flag belongs to one setting, and every setting's variable is unique", () => {

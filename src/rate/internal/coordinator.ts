@@ -272,7 +272,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         const existing = buckets.get(name)
         if (existing === undefined) {
           buckets.set(name, new B.Bucket(config, at))
-          return Effect.logInfo(`registered provider ${name}: capacity ${config.capacity}, ${config.refillRate}/s`)
+          return Effect.logDebug(`registered provider ${name}: capacity ${config.capacity}, ${config.refillRate}/s`)
         }
         // Replace configuration and state in place, so parked waiters keep their place in line.
         const b = existing

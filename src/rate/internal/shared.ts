@@ -812,7 +812,7 @@ export const make = (
                 `now capacity ${config.capacity}, ${config.refillRate}/s for every process`
             )
           }
-          yield* Effect.logInfo(
+          yield* Effect.logDebug(
             `registered shared provider ${name}: capacity ${config.capacity}, ${config.refillRate}/s`
           )
         }),

@@ -7,6 +7,7 @@
  * `MDP_LOG_LEVEL=info`, which also takes `trace`, `debug`, `warning`, `error`).
  * Without either, no log lines, only the tables.
  */
+import * as Console from "./console.ts"
 import * as Contracts from "./contracts.ts"
 import * as Feedback from "./feedback.ts"
 import * as Hardening from "./hardening.ts"
@@ -21,7 +22,8 @@ const suites: Record<string, () => void | Promise<void>> = {
   feedback: Feedback.run,
   hardening: Hardening.run,
   shared: Shared.run,
-  pulse: Pulse.run
+  pulse: Pulse.run,
+  console: Console.run
 }
 
 const refuse = (message: string): never => {

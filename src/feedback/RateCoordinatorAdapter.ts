@@ -3,6 +3,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as References from "effect/References"
+import * as Tracer from "effect/Tracer"
+import type { RateAdjustment } from "../contracts/RateAdjustment.ts"
 import { RateController } from "../contracts/RateController.ts"
 import { RateCoordinator } from "../rate/RateCoordinator.ts"
 
@@ -14,17 +17,36 @@ import { RateCoordinator } from "../rate/RateCoordinator.ts"
  * typed errors (bad level, non-finite scale) cannot occur; if an unvalidated
  * one carries them, that is a bug and surfaces as a defect.
  *
+ * With a tracer installed (not the native one), each adjustment is a
+ * `rate.adjust` span with `rate.provider`, `rate.scale` (the new scale) and
+ * `feedback.level` (its reason); with the native one, no span is made.
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layer: Layer.Layer<RateController, never, RateCoordinator> = Layer.effect(
   RateController,
-  Effect.map(Effect.service(RateCoordinator), (coordinator) =>
-    RateController.of({
-      apply: (adjustment) =>
-        coordinator.setGlobalPressure(adjustment.provider, adjustment.reason).pipe(
-          Effect.andThen(coordinator.setBudgetScale(adjustment.provider, adjustment.scale)),
-          Effect.orDie
-        )
-    }))
+  Effect.gen(function*() {
+    const coordinator = yield* RateCoordinator
+    // read once: with the native tracer (no exporter) no span is made per adjustment
+    const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+    const apply = (adjustment: RateAdjustment): Effect.Effect<void> =>
+      coordinator.setGlobalPressure(adjustment.provider, adjustment.reason).pipe(
+        Effect.andThen(coordinator.setBudgetScale(adjustment.provider, adjustment.scale)),
+        Effect.orDie
+      )
+    return RateController.of({
+      apply: tracing
+        ? (adjustment) =>
+          Effect.withSpan(apply(adjustment), "rate.adjust", {
+            attributes: {
+              "rate.provider": adjustment.provider,
+              "rate.scale": adjustment.scale,
+              "feedback.level": adjustment.reason
+            },
+            captureStackTrace: false
+          })
+        : apply
+    })
+  })
 )

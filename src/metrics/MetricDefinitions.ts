@@ -141,6 +141,20 @@ export const metricDefinitions = {
     "Queue depth reported by feedback (source = coordinator id)",
     handler
   ),
+  coordinatorLevel: define(
+    "gauge",
+    "pipeline_feedback_coordinator_level",
+    ["provider", "source"],
+    "Level each coordinator the handler holds last reported (0 ok, 1 soft, 2 hard; source = coordinator id)",
+    handler
+  ),
+  coordinatorLastReport: define(
+    "gauge",
+    "pipeline_feedback_coordinator_last_report_timestamp_seconds",
+    ["provider", "source"],
+    "Unix time (s) of the last report the handler received from each coordinator it holds (source = coordinator id)",
+    handler
+  ),
   eventsRefused: define(
     "counter",
     "pipeline_feedback_events_refused_total",

@@ -44,6 +44,7 @@ import { chartSvg, formatStatus, formatSummary, timelineCsv } from "./Report.ts"
 import * as Settings from "./Settings.ts"
 import * as SimulatedStore from "./SimulatedStore.ts"
 import * as Simulation from "./Simulation.ts"
+import * as Tracing from "./Tracing.ts"
 
 export {
   /**
@@ -197,7 +198,9 @@ const serve = (opts: Settings.RunSettings) =>
     const layer = Layer.merge(server, consumer).pipe(
       Layer.provideMerge(UnifiedRuntime.layerWithCoordinator(coordinator)),
       Layer.provideMerge(listener),
-      Layer.provide(Layer.merge(Layer.succeed(FeedbackSettings, feedback), Layer.succeed(ProviderSettings, provider)))
+      Layer.provide(Layer.merge(Layer.succeed(FeedbackSettings, feedback), Layer.succeed(ProviderSettings, provider))),
+      // below everything: the library decides, as its layers are built, whether to make spans
+      Layer.provide(Tracing.fromSettings(opts))
     )
 
     const tty = process.stdout.isTTY === true
@@ -216,7 +219,7 @@ const serve = (opts: Settings.RunSettings) =>
         }
         yield* Console.log(
           `market-data-pipeline ${version} listening on ${url} ` +
-            "(GET /metrics, GET /healthz, POST /feedback, DELETE /feedback/{coordinator_id})"
+            "(GET / live console, GET /metrics, GET /healthz, POST /feedback, DELETE /feedback/{coordinator_id})"
         )
         const metrics = yield* PipelineMetrics
         const runtime = yield* UnifiedRuntime

@@ -1,6 +1,7 @@
 /**
  * The service's HTTP API: `/metrics`, `/healthz`, `POST /feedback`,
- * `DELETE /feedback/{coordinator_id}`.
+ * `DELETE /feedback/{coordinator_id}`, and the live console (`GET /`,
+ * `GET /console/events`, `GET /console/snapshot`).
  *
  * @since 0.1.0
  */
@@ -17,15 +18,21 @@ import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as References from "effect/References"
+import * as Tracer from "effect/Tracer"
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as os from "node:os"
 import { decodeUnknown, encodeJson } from "../contracts/Codec.ts"
 import { coordinatorIdIssue, FeedbackEvent } from "../contracts/FeedbackEvent.ts"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { HealthStatus } from "../contracts/Health.ts"
+import type { FeedbackBus } from "../feedback/FeedbackBus.ts"
 import { metricDefinitions } from "../metrics/MetricDefinitions.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
+import type { RateCoordinator } from "../rate/RateCoordinator.ts"
 import { UnifiedRuntime } from "../runtime/UnifiedRuntime.ts"
+import * as LiveConsole from "./console/LiveConsole.ts"
+import * as ConsolePage from "./console/page.ts"
 
 /**
  * @since 0.1.0
@@ -52,6 +59,8 @@ export interface HttpApiOptions {
   readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** `GET /metrics` answers in flight at once; more are refused with 503. Default 4. */
   readonly maxConcurrentScrapes?: number | undefined
+  /** Live consoles (`GET /console/events` streams) open at once; more are refused with 503. Default 64. */
+  readonly maxConsoleClients?: number | undefined
 }
 
 /**
@@ -81,6 +90,17 @@ const digest = (value: string) => createHash("sha256").update(value).digest()
 const encodeHealth = encodeJson(HealthStatus)
 const decodeEvent = decodeUnknown(FeedbackEvent)
 const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+const traceDecode = <A, E, R>(decode: Effect.Effect<A, E, R>) =>
+  Effect.withSpan(decode, "feedback.decode", { captureStackTrace: false })
+
+const receivedAttributes = (event: FeedbackEvent): Record<string, unknown> => ({
+  "feedback.coordinator_id": event.coordinatorId,
+  "feedback.level": event.level,
+  "feedback.source": event.source,
+  "feedback.queue_size": event.queueSize,
+  "feedback.capacity": event.capacity
+})
 
 const loopbackNames = ["localhost", "127.0.0.1", "::1"]
 
@@ -144,9 +164,30 @@ export const tokenIssue = (token: string): string | undefined =>
  */
 export const allowedMethods = (url: string): string | undefined => {
   const path = url.split(/[?#]/, 1)[0] ?? ""
-  if (path === "/metrics" || path === "/healthz") return "GET, HEAD"
+  if (path === "/metrics" || path === "/healthz" || consolePaths.has(path)) return "GET, HEAD"
   if (path === "/feedback") return "POST"
   return /^\/feedback\/[^/]+$/.test(path) ? "DELETE" : undefined
+}
+
+const consolePaths: ReadonlySet<string> = new Set([
+  "/",
+  "/console/app.js",
+  "/console/app.css",
+  "/console/events",
+  "/console/snapshot"
+])
+
+// the console's page loads only its own script and style, and connects only to its own stream
+const assetHeaders = {
+  "cache-control": "no-cache",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer"
+}
+const pageHeaders = {
+  ...assetHeaders,
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-frame-options": "DENY"
 }
 
 const bearer = /^[ \t]*bearer[ \t]+(\S+)[ \t]*$/i
@@ -161,6 +202,12 @@ const jsonMediaType = /^application\/json[ \t]*(;.*)?$/i
  * - `DELETE /feedback/{coordinator_id}` forgets a coordinator (an operator
  *   clearing a store that stopped reporting): 200, or 404 if unknown.
  * - `GET /metrics` (Prometheus text) and `GET /healthz` (a `HealthStatus`).
+ * - The live console: `GET /` (a page whose script and style are served
+ *   from `/console/app.js` and `/console/app.css`), `GET /console/events`
+ *   (server-sent events: a `ConsoleSnapshot` every 500 ms; more than
+ *   `maxConsoleClients` open at once: 503) and `GET /console/snapshot` (the
+ *   same document once). Read-only, like `/healthz`: no token, and the page
+ *   holds none; the last rejections below are listed there.
  *
  * Every request must carry a `Host` the service is served on (403
  * `forbidden_host`). Changes (`POST`, `DELETE`) are refused with 403
@@ -183,13 +230,15 @@ export const routes = (
 ): Layer.Layer<
   never,
   InvalidHttpOptions,
-  HttpRouter.HttpRouter | FeedbackPublisher | PipelineMetrics | UnifiedRuntime
+  HttpRouter.HttpRouter | FeedbackPublisher | PipelineMetrics | UnifiedRuntime | RateCoordinator | FeedbackBus
 > =>
   HttpRouter.use((router) =>
     Effect.gen(function*() {
       const metrics = yield* PipelineMetrics
       const publisher = yield* FeedbackPublisher
       const runtime = yield* UnifiedRuntime
+      // read once: with the native tracer (no exporter) POST /feedback makes no spans of its own
+      const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
       const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024
       const maxScrapes = options.maxConcurrentScrapes ?? 4
       const hosts = servedHostNames(options.bindHost ?? "127.0.0.1", options.allowedHosts)
@@ -199,10 +248,15 @@ export const routes = (
       }
       const expected = options.token === undefined ? undefined : digest(Redacted.value(options.token))
       let scrapes = 0
+      const rejections = LiveConsole.makeRejectionLog()
+      const live = yield* LiveConsole.make({ rejections, maxClients: options.maxConsoleClients })
 
       const reject = (status: number, reason: string, message: string, headers?: Record<string, string>) =>
         Effect.as(
-          metrics.increment(metricDefinitions.eventsRejected, { reason }),
+          Effect.andThen(
+            metrics.increment(metricDefinitions.eventsRejected, { reason }),
+            rejections.record(status, reason, message)
+          ),
           json(status, { error: reason, message }, headers)
         )
       const tooLarge = reject(413, "too_large", `body over ${maxBodyBytes} bytes`)
@@ -274,9 +328,10 @@ export const routes = (
           if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) && !("ts" in parsed)) {
             parsed = { ...parsed, ts: (yield* Clock.currentTimeMillis) / 1000 }
           }
-          const event = yield* Effect.result(decodeEvent(parsed))
+          const event = yield* Effect.result(tracing ? traceDecode(decodeEvent(parsed)) : decodeEvent(parsed))
           if (event._tag === "Failure") return yield* reject(400, "invalid_event", event.failure.message)
           const { coordinatorId, level } = event.success
+          if (tracing) yield* Effect.annotateCurrentSpan(receivedAttributes(event.success))
           const issue = coordinatorIdIssue(coordinatorId)
           if (issue !== undefined) return yield* reject(400, "invalid_coordinator_id", issue)
           // the handler's table is the one that counts: ask it before publishing
@@ -330,7 +385,17 @@ export const routes = (
           })
         })
 
-      yield* router.add("POST", "/feedback", feedback)
+      yield* router.add(
+        "POST",
+        "/feedback",
+        tracing
+          ? (request) =>
+            Effect.withSpan(feedback(request), "feedback.receive", {
+              attributes: { "feedback.transport": "http" },
+              captureStackTrace: false
+            })
+          : feedback
+      )
       yield* router.add(
         "DELETE",
         "/feedback/:coordinator_id",
@@ -338,6 +403,33 @@ export const routes = (
       )
       yield* router.add("GET", "/metrics", scrape)
       yield* router.add("GET", "/healthz", health)
+
+      const asset =
+        (body: string, contentType: string, headers: Record<string, string>) =>
+        (request: HttpServerRequest.HttpServerRequest) =>
+          refused(request, false) ?? Effect.succeed(HttpServerResponse.text(body, { contentType, headers }))
+      yield* router.add("GET", "/", asset(ConsolePage.html, "text/html; charset=utf-8", pageHeaders))
+      yield* router.add("GET", "/console/app.js", asset(ConsolePage.js, "text/javascript; charset=utf-8", assetHeaders))
+      yield* router.add("GET", "/console/app.css", asset(ConsolePage.css, "text/css; charset=utf-8", assetHeaders))
+      yield* router.add("GET", "/console/snapshot", (request) =>
+        refused(request, false) ??
+          Effect.map(live.snapshot, (snapshot) => json(200, snapshot, { "cache-control": "no-store" })))
+      yield* router.add("GET", "/console/events", (request) =>
+        Effect.gen(function*() {
+          const refusal = refused(request, false)
+          if (refusal !== undefined) return yield* refusal
+          const headers = { "cache-control": "no-store", "x-accel-buffering": "no" }
+          if (request.method === "HEAD") {
+            return HttpServerResponse.text("", { contentType: "text/event-stream", headers })
+          }
+          const client = yield* live.open()
+          if (client === undefined) {
+            return yield* reject(503, "busy", `${live.maxClients} consoles already open`, { "retry-after": "2" })
+          }
+          // the slot is given back when the client leaves (or the stream ends at shutdown)
+          NodeHttpServerRequest.toServerResponse(request).once("close", client.release)
+          return HttpServerResponse.stream(client.body, { contentType: "text/event-stream; charset=utf-8", headers })
+        }))
       // The router knows only the routes above; a request matching none of them still passes the
       // Host check, then is a 405 naming the methods its path takes, or a 404.
       const unrouted = (request: HttpServerRequest.HttpServerRequest) => {

@@ -34,6 +34,7 @@ import * as Setting from "../runtime/Setting.ts"
 import * as HttpApi from "./HttpApi.ts"
 import * as Logging from "./Logging.ts"
 import * as SimulatedStore from "./SimulatedStore.ts"
+import * as Tracing from "./Tracing.ts"
 
 /**
  * What stops the service before it runs and is not a single bad value (a
@@ -383,6 +384,7 @@ export const all = {
   ...simulation,
   ...sharedBuckets,
   ...pulse,
+  ...Tracing.settings,
   logLevel: Logging.level
 }
 
@@ -393,6 +395,7 @@ const titles: ReadonlyArray<readonly [group: string, title: string]> = [
   ["simulation", "SIMULATION (the demo)"],
   ["shared buckets", "SHARED BUCKETS (Redis)"],
   ["pulse", "PULSE (feedback over Redis Streams)"],
+  ["tracing", "TRACING (OpenTelemetry over OTLP/HTTP)"],
   ["logging", "LOGGING"]
 ]
 

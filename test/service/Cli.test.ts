@@ -1,46 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { decodeJson, HealthStatus } from "market-data-pipeline"
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { type Running, start as startCli, waitFor } from "../helpers/cli.ts"
 
-const main = new URL("../../src/bin/market-data-pipeline.ts", import.meta.url).pathname
-
-interface Running {
-  readonly child: ChildProcess
-  readonly output: () => string
-  readonly exited: Promise<number | null>
-}
-
-const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}, shell?: string): Running => {
-  const command = [process.execPath, main, ...args]
-  const child = shell === undefined
-    ? spawn(command[0]!, command.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] })
-    : spawn("bash", ["-c", `${shell}; exec "$@"`, "bash", ...command], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-  let output = ""
-  child.stdout!.on("data", (chunk) => (output += chunk))
-  child.stderr!.on("data", (chunk) => (output += chunk))
-  // "close", not "exit": the output is all read only once the pipes are closed
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
-  return { child, output: () => output, exited }
-}
-
-/** Polls `f` every 50 ms for up to `seconds`; the child's output is in the failure message. */
-const waitFor = async <A>(running: Running, seconds: number, f: () => Promise<A | undefined> | A | undefined) => {
-  const deadline = Date.now() + seconds * 1000
-  while (Date.now() < deadline) {
-    const value = await f()
-    if (value !== undefined) return value
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`timed out; output so far:\n${running.output()}`)
-}
+const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}, shell?: string): Running =>
+  startCli(args, { env, shell })
 
 describe("the service as a child process", () => {
   it.live("runs the loop, serves HTTP, and stops cleanly on SIGINT with a summary", () =>

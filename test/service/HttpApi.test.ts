@@ -557,3 +557,108 @@ describe("/healthz while the provider is held at scale 0", () => {
     { timeout: 30_000 }
   )
 })
+
+/** An open `/console/events` stream: what it has sent so far, and a way to leave. */
+const openConsole = Effect.flatMap(baseUrl, (url) =>
+  Effect.promise(async () => {
+    const controller = new AbortController()
+    const response = await fetch(`${url}/console/events`, { signal: controller.signal })
+    let text = ""
+    if (response.status === 200) {
+      void (async () => {
+        const decoder = new TextDecoder()
+        try {
+          for await (const chunk of response.body!) text += decoder.decode(chunk as Uint8Array, { stream: true })
+        } catch {
+          // left
+        }
+      })()
+    }
+    return { status: response.status, headers: response.headers, text: () => text, close: () => controller.abort() }
+  }))
+
+describe("the live console's routes", () => {
+  it.live("read-only like /healthz: GET and HEAD only (405 with Allow), the Host check first, no token needed", () =>
+    Effect.gen(function*() {
+      const host = new URL(yield* baseUrl).host
+      for (const path of ["/", "/console/events", "/console/snapshot", "/console/app.js", "/console/app.css"]) {
+        for (const method of ["POST", "DELETE"]) {
+          const answer = yield* raw(method, path, { host })
+          assert.strictEqual(answer.status, 405, `${method} ${path}`)
+          assert.strictEqual(answer.allow, "GET, HEAD", `${method} ${path}`)
+        }
+        assert.strictEqual((yield* raw("GET", path, { host: "evil.example" })).status, 403, path)
+      }
+      const page = yield* request("/")
+      assert.strictEqual(page.status, 200)
+      assert.match(page.headers.get("content-type") ?? "", /^text\/html/)
+      assert.include(page.headers.get("content-security-policy") ?? "", "script-src 'self'")
+      assert.notInclude(page.text, "s3cret")
+      assert.strictEqual((yield* request("/console/app.js")).status, 200)
+      // HEAD answers at once and holds no console slot
+      const head = yield* request("/console/events", { method: "HEAD" })
+      assert.strictEqual(head.status, 200)
+      assert.match(head.headers.get("content-type") ?? "", /^text\/event-stream/)
+      // changes still need the token
+      assert.strictEqual((yield* post(core)).status, 401)
+    }).pipe(Effect.provide(server("s3cret"))))
+
+  it.live("the snapshot: provider, the coordinator holding it with its queue, health reasons, rejections", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* post("{\"level\":\"loud\"}")).status, 400)
+      assert.strictEqual((yield* post(broadcast)).status, 202)
+      yield* eventually(holds("bars-coord", "hard"))
+      yield* eventually(scaleIs(0))
+      const snapshot = JSON.parse((yield* request("/console/snapshot")).text)
+      const provider = snapshot.providers.find((p: { name: string }) => p.name === "ibkr")
+      assert.deepInclude(provider, { baseRate: 100, rate: 0, scale: 0, level: "hard", capacity: 100, waiters: 0 })
+      assert.strictEqual(typeof provider.tokens, "number")
+      assert.deepInclude(snapshot.coordinators[0], {
+        id: "bars-coord",
+        level: "hard",
+        queueSize: 950,
+        capacity: 1000,
+        holding: "ibkr",
+        reason: "worst of 1 coordinator: hard"
+      })
+      assert.isAtMost(snapshot.coordinators[0].lastReportAgeSec, 5)
+      assert.strictEqual(snapshot.health.state, "degraded")
+      assert.match(snapshot.health.reasons.join("\n"), /paused \(scale 0\) by bars-coord at hard/)
+      assert.deepStrictEqual(
+        snapshot.rejections.map((r: { status: number; reason: string }) => [r.status, r.reason]),
+        [[400, "invalid_event"]]
+      )
+    }).pipe(Effect.provide(server())))
+
+  it.live("the event stream: retry, the history, then a snapshot every 500 ms; at most maxConsoleClients (503)", () =>
+    Effect.gen(function*() {
+      const first = yield* openConsole
+      const second = yield* openConsole
+      assert.strictEqual(first.status, 200)
+      assert.match(first.headers.get("content-type") ?? "", /^text\/event-stream/)
+      assert.strictEqual(second.status, 200)
+      const third = yield* openConsole
+      assert.strictEqual(third.status, 503)
+      // 1.5 s: the history, then at least 2 snapshots
+      yield* Effect.sleep("1600 millis")
+      const text = first.text()
+      assert.match(text, /^retry: \d+\n\n/)
+      const history = /event: history\ndata: (.*)\n\n/.exec(text)
+      assert.isNotNull(history)
+      assert.property(JSON.parse(history![1]!).points, "ibkr")
+      const snapshots = text.split("\n\n").filter((m) => m.startsWith("data: ") || m.includes("\ndata: "))
+      assert.isAtLeast(snapshots.length, 3)
+      assert.include(text, ": keep-alive")
+      // a console that leaves gives its place back
+      first.close()
+      let again = 503
+      for (let i = 0; i < 40 && again !== 200; i++) {
+        yield* Effect.sleep("50 millis")
+        const c = yield* openConsole
+        again = c.status
+        c.close()
+      }
+      assert.strictEqual(again, 200)
+      second.close()
+    }).pipe(Effect.provide(server(undefined, {}, { maxConsoleClients: 2 }))))
+})

@@ -10,14 +10,22 @@
  * holds `soft` or `hard`, is not cached at all (its events are still
  * delivered live). A coordinator leaves with its metric series.
  *
+ * When a tracer is installed (not the native one), each envelope also
+ * carries the span it was published under, so the subscribers of `consume`
+ * (the handler, in another fiber) continue the trace of the receipt. Without
+ * one, nothing is looked up or carried.
+ *
  * @internal
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as PubSub from "effect/PubSub"
+import * as References from "effect/References"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
@@ -30,6 +38,8 @@ import { Entry, Table } from "./table.ts"
 interface Envelope {
   readonly seq: number
   readonly event: FeedbackEvent
+  /** The span the event was published under; only when tracing is on. */
+  readonly span: Tracer.AnySpan | undefined
 }
 
 /** A coordinator in the cache: its latest event and its received series. */
@@ -56,6 +66,8 @@ export const make = (
     const bufferSize = options.bufferSize ?? 1024
     const pubsub = yield* PubSub.sliding<Envelope>(bufferSize)
     const clock = yield* Clock.Clock
+    // read once: with the native tracer (no exporter) spans are never looked up or carried
+    const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
     let seq = 0
     const cells = Cells.make(yield* Effect.context<never>())
     yield* Effect.addFinalizer(() => Effect.sync(cells.dispose))
@@ -78,9 +90,9 @@ export const make = (
         { source: cached.coordinatorId, level }
       )
 
-    const publish = (event: FeedbackEvent): Effect.Effect<void> =>
+    const publishUnder = (event: FeedbackEvent, span: Tracer.AnySpan | undefined): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const envelope: Envelope = { seq: ++seq, event }
+        const envelope: Envelope = { seq: ++seq, event, span }
         const cached = latest.get(event.coordinatorId)
         if (cached !== undefined) {
           cached.envelope = envelope
@@ -95,16 +107,21 @@ export const make = (
         }
         return PubSub.publishUnsafe(pubsub, envelope) ? Effect.void : Effect.asVoid(PubSub.publish(pubsub, envelope))
       })
+    const publish: (event: FeedbackEvent) => Effect.Effect<void> = tracing
+      ? (event) =>
+        Effect.withFiber((fiber) => publishUnder(event, Context.getOrUndefined(fiber.context, Tracer.ParentSpan)))
+      : (event) => publishUnder(event, undefined)
 
-    const subscribe: Effect.Effect<FeedbackSubscription, never, Scope.Scope> = Effect.map(
+    // a subscriber's envelopes in order, with the cache's latest filling any gap
+    const subscribeEnvelopes: Effect.Effect<Effect.Effect<Envelope>, never, Scope.Scope> = Effect.map(
       PubSub.subscribe(pubsub),
       (subscription) => {
         let lastSeq = seq
-        let recovered: Array<FeedbackEvent> = []
-        const deliver = (envelope: Envelope): FeedbackEvent => {
+        let recovered: Array<Envelope> = []
+        const deliver = (envelope: Envelope): Envelope => {
           const gapStart = lastSeq
           lastSeq = envelope.seq
-          if (envelope.seq === gapStart + 1) return envelope.event
+          if (envelope.seq === gapStart + 1) return envelope
           // the PubSub slid past events this subscriber had not read
           const missed: Array<Envelope> = []
           for (const { envelope: candidate } of latest.values()) {
@@ -112,14 +129,21 @@ export const make = (
           }
           missed.sort((a, b) => a.seq - b.seq)
           dropped.value += envelope.seq - gapStart - 1 - missed.length
-          if (missed.length === 0) return envelope.event
-          recovered = missed.map((m) => m.event)
-          recovered.push(envelope.event)
+          if (missed.length === 0) return envelope
+          recovered = missed
+          recovered.push(envelope)
           return recovered.shift()!
         }
-        const take: Effect.Effect<FeedbackEvent> = Effect.suspend(() =>
+        return Effect.suspend(() =>
           recovered.length > 0 ? Effect.succeed(recovered.shift()!) : Effect.map(PubSub.take(subscription), deliver)
         )
+      }
+    )
+
+    const subscribe: Effect.Effect<FeedbackSubscription, never, Scope.Scope> = Effect.map(
+      subscribeEnvelopes,
+      (takeEnvelope) => {
+        const take: Effect.Effect<FeedbackEvent> = Effect.map(takeEnvelope, (envelope) => envelope.event)
         return { take, stream: Stream.fromEffectRepeat(take) }
       }
     )
@@ -130,18 +154,25 @@ export const make = (
       name: string,
       handler: (event: FeedbackEvent) => Effect.Effect<void, E>
     ): Effect.Effect<void, never, Scope.Scope> =>
-      Effect.flatMap(subscribe, (subscription) => {
+      Effect.flatMap(subscribeEnvelopes, (take) => {
         const failures = errors(name)
         // a subscriber failing on every event must not write a line per event
         const logLimit = LogLimit.make()
-        const step = Effect.flatMap(subscription.take, (event) =>
-          handler(event).pipe(
+        // the handler continues the trace the event was published under
+        const run = (envelope: Envelope): Effect.Effect<void, E> =>
+          envelope.span === undefined
+            ? handler(envelope.event)
+            : Effect.withParentSpan(handler(envelope.event), envelope.span, { captureStackTrace: false })
+        const step = Effect.flatMap(take, (envelope) =>
+          run(envelope).pipe(
             Effect.catchCause((cause) =>
               Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause) : Effect.suspend(() => {
                 failures.value++
                 const suppressed = logLimit(clock.currentTimeMillisUnsafe())
                 return suppressed === undefined ? Effect.void : Effect.logError(
-                  `feedback subscriber ${name} failed on ${event.coordinatorId}${LogLimit.suppressedNote(suppressed)}`,
+                  `feedback subscriber ${name} failed on ${envelope.event.coordinatorId}${
+                    LogLimit.suppressedNote(suppressed)
+                  }`,
                   cause
                 )
               })

@@ -10,6 +10,10 @@
  * decision was made decides again: the last apply is always of the current
  * worst.
  *
+ * With a tracer installed, each event is handled in a `feedback.handle`
+ * span, a child of the span the event was published under (the bus carries
+ * it); with the native one, no span is made.
+ *
  * @internal
  */
 import * as Clock from "effect/Clock"
@@ -18,7 +22,9 @@ import * as Effect from "effect/Effect"
 import * as FiberHandle from "effect/FiberHandle"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
+import * as References from "effect/References"
 import type * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
 import { RateController } from "../../contracts/RateController.ts"
@@ -57,14 +63,23 @@ export const checkOptions: Check = fields({
 class Slot extends Entry {
   since: number
   lastReport: number
-  readonly depth: Cells.Cell
-  constructor(coordinatorId: string, level: BackpressureLevel, now: number, depth: Cells.Cell) {
+  readonly gauges: SlotGauges
+  constructor(coordinatorId: string, level: BackpressureLevel, now: number, gauges: SlotGauges) {
     super(coordinatorId, level)
     this.since = now
     this.lastReport = now
-    this.depth = depth
+    this.gauges = gauges
   }
 }
+
+/** A coordinator's series: its queue depth, its level and when it last reported. */
+interface SlotGauges {
+  readonly depth: Cells.Cell
+  readonly level: Cells.Cell
+  readonly lastReport: Cells.Cell
+}
+
+const levelValue: Record<BackpressureLevel, number> = { ok: 0, soft: 1, hard: 2 }
 
 const view = (slot: Slot): CoordinatorLevel => ({
   coordinatorId: slot.coordinatorId,
@@ -105,7 +120,16 @@ export const run = (
       })
     ])) as Record<BackpressureLevel, Effect.Effect<void>>
     const refused = cells.counter(metricDefinitions.eventsRefused, { provider, reason: "too_many_coordinators" })
-    const queueDepth = (source: string): Cells.Cell => cells.gauge(metricDefinitions.queueDepth, { source })
+    const gaugesOf = (source: string): SlotGauges => ({
+      depth: cells.gauge(metricDefinitions.queueDepth, { source }),
+      level: cells.gauge(metricDefinitions.coordinatorLevel, { provider, source }),
+      lastReport: cells.gauge(metricDefinitions.coordinatorLastReport, { provider, source })
+    })
+    const removeGauges = ({ gauges }: Slot): void => {
+      cells.remove(gauges.depth)
+      cells.remove(gauges.level)
+      cells.remove(gauges.lastReport)
+    }
 
     const filter = options.coordinators === undefined ? undefined : new Set(options.coordinators)
     // With shared buckets, levels are kept where every process sees them: the
@@ -113,11 +137,11 @@ export const run = (
     const shared = Option.getOrUndefined(yield* Effect.serviceOption(CoordinatorLevels))
     const runFork = yield* FiberSet.makeRuntime<never, void, never>()
     const table = new Table<Slot>(options.maxCoordinators ?? 256, (evicted) => {
-      cells.remove(evicted.depth)
+      removeGauges(evicted)
       if (shared !== undefined) runFork(shared.forget(provider, evicted.coordinatorId))
     })
     const drop = (slot: Slot): void => {
-      if (table.remove(slot)) cells.remove(slot.depth)
+      if (table.remove(slot)) removeGauges(slot)
     }
     // cleared or expired: the bus's cache lets go of them too, so no table keeps a dead store's place
     const forgetInBus = (slots: ReadonlyArray<Slot>): Effect.Effect<void> =>
@@ -192,12 +216,14 @@ export const run = (
           slot.lastReport = now
           table.report(slot, event.level)
         } else if (table.makeRoom()) {
-          slot = new Slot(id, event.level, now, queueDepth(id))
+          slot = new Slot(id, event.level, now, gaugesOf(id))
           table.add(slot)
         } else {
           return refuse(event, now)
         }
-        slot.depth.value = event.queueSize
+        slot.gauges.depth.value = event.queueSize
+        slot.gauges.level.value = levelValue[event.level]
+        slot.gauges.lastReport.value = now / 1000
         if (shared !== undefined) {
           const level = event.level
           return Effect.andThen(
@@ -283,7 +309,21 @@ export const run = (
       yield* Effect.forkScoped(expiry)
     }
 
-    yield* bus.consume(`FeedbackHandler(${provider})`, handle)
+    // read once: with the native tracer (no exporter) no span is made per event
+    const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+    const handleTraced = (event: FeedbackEvent): Effect.Effect<void> =>
+      Effect.withSpan(handle(event), "feedback.handle", {
+        attributes: {
+          "feedback.coordinator_id": event.coordinatorId,
+          "feedback.level": event.level,
+          "feedback.source": event.source,
+          "feedback.queue_size": event.queueSize,
+          "feedback.capacity": event.capacity,
+          "rate.provider": provider
+        },
+        captureStackTrace: false
+      })
+    yield* bus.consume(`FeedbackHandler(${provider})`, tracing ? handleTraced : handle)
 
     const status = Effect.sync(() => {
       const coordinators = Array.from(table.values(), view).sort(byId)

@@ -8,6 +8,12 @@
  * (a one-permit semaphore), so entries are handled strictly one after the
  * other.
  *
+ * With a tracer installed (not the native one), each entry handed to the
+ * handler is a `feedback.receive` span (`feedback.transport` `pulse`, the
+ * entry id, coordinator, level and track), continuing the publisher's trace
+ * when the envelope's headers carry a W3C `traceparent`; with the native
+ * tracer no span is made.
+ *
  * A batch is handled entry by entry; then its dead letters are written, then
  * one `XACK` acknowledges every entry that is done with (handled, duplicate,
  * dead-lettered). In the read loop that XACK runs while the next read is
@@ -31,10 +37,15 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Headers from "effect/http/Headers"
+import * as HttpTraceContext from "effect/http/HttpTraceContext"
+import * as Option from "effect/Option"
 import * as Redis from "effect/persistence/Redis"
+import * as References from "effect/References"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Tracer from "effect/Tracer"
 import { hostname } from "node:os"
 import * as LogLimit from "../../feedback/internal/logLimit.ts"
 import {
@@ -47,7 +58,7 @@ import {
 } from "../../feedback/internal/options.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
-import { deadLetterKey, decodeEntry, streamKey } from "../PulseCodec.ts"
+import { deadLetterKey, decodeEntry, type PulseFeedback, streamKey } from "../PulseCodec.ts"
 import type { PulseConsumer, PulseConsumerOptions, PulseConsumerStats, PulseHandler } from "../PulseConsumer.ts"
 import { backoff, createGroup, STREAM_LABEL } from "./streams.ts"
 
@@ -232,6 +243,31 @@ export const make = (
     const sessionLog = LogLimit.make()
     const claimLog = LogLimit.make()
     const now = () => clock.currentTimeMillisUnsafe()
+    // read once: with the native tracer (no exporter) no span is made per entry
+    const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+    const handleEntry = (feedback: PulseFeedback, id: string): Effect.Effect<void, unknown> => {
+      if (!tracing) return handler(feedback, id)
+      const { event } = feedback
+      const remote = Object.keys(feedback.headers).length === 0
+        ? undefined
+        : Option.getOrUndefined(HttpTraceContext.fromHeaders(Headers.fromInput(feedback.headers)))
+      return Effect.withSpan(handler(feedback, id), "feedback.receive", {
+        kind: "consumer",
+        ...(remote === undefined ? {} : { parent: remote }),
+        attributes: {
+          "feedback.transport": "pulse",
+          "feedback.coordinator_id": event.coordinatorId,
+          "feedback.level": event.level,
+          "feedback.source": event.source,
+          "feedback.queue_size": event.queueSize,
+          "feedback.capacity": event.capacity,
+          "pulse.stream": key,
+          "pulse.entry_id": id,
+          "pulse.track": feedback.track
+        },
+        captureStackTrace: false
+      })
+    }
 
     const handleBatch = (
       entries: ReadonlyArray<RawEntry>,
@@ -282,7 +318,7 @@ export const make = (
             done.push(id)
             continue
           }
-          const exit = yield* Effect.exit(handler(feedback, id))
+          const exit = yield* Effect.exit(handleEntry(feedback, id))
           if (Exit.isSuccess(exit)) {
             outcome(feedback.track, "success").value++
             stats.handled++

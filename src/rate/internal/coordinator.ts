@@ -2,6 +2,11 @@
  * The in-memory RateCoordinator: a map of buckets, a timer fiber per
  * provider while it has parked waiters, and metrics read at scrape time.
  *
+ * With a tracer installed (not the native one), an acquire that parked and
+ * waited at least {@link AcquireWaitSpanThreshold} is recorded, once it is
+ * granted (or fails, or is interrupted), as a `rate.acquire.wait` span over
+ * the wait. The fast path (an immediate grant) never looks at the tracer.
+ *
  * @internal
  */
 import * as Clock from "effect/Clock"
@@ -11,8 +16,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
+import * as Option from "effect/Option"
+import * as References from "effect/References"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
+import * as Tracer from "effect/Tracer"
 import { type BackpressureLevel, levelOrdinal, parseLevel } from "../../contracts/BackpressureLevel.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import * as Histogram from "../../metrics/internal/histogram.ts"
@@ -39,6 +47,18 @@ const defaults = {
   breakerThreshold: 5,
   breakerTimeoutSec: 60
 } as const
+
+/**
+ * The wait, in seconds, from which a parked acquire is recorded as a
+ * `rate.acquire.wait` span (when a tracer is installed); read when the
+ * coordinator is built. Default 10 ms.
+ *
+ * @internal
+ */
+export const AcquireWaitSpanThreshold: Context.Reference<number> = Context.Reference<number>(
+  "market-data-pipeline/RateCoordinator/AcquireWaitSpanThreshold",
+  { defaultValue: () => 0.01 }
+)
 
 /** @internal */
 export const positive = (v: number): boolean => Number.isFinite(v) && v > 0
@@ -140,6 +160,10 @@ export const admitLocal = (
 export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope> = Effect.gen(function*() {
   const clock = yield* Clock.Clock
   const context = yield* Effect.context<never>()
+  // read once: with the native tracer (no exporter) a wait is never recorded
+  const tracer = yield* Tracer.Tracer
+  const tracing = tracer !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+  const waitThreshold = yield* AcquireWaitSpanThreshold
   const metrics = makeMetrics()
   const runFork = yield* FiberSet.makeRuntime<never, void, never>()
   const buckets = new Map<string, B.Bucket>()
@@ -191,6 +215,32 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
       return Effect.flatMap(sleep, () => timer(b, line))
     })
 
+  // A wait over the threshold, recorded after the fact as a span over the wait
+  // (its start is known only once it has lasted long enough to matter).
+  const recordWait =
+    (provider: string, tokens: number, since: number) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+      Effect.withFiber((fiber) => {
+        const waited = now() - since
+        if (waited < waitThreshold) return Effect.void
+        const end = clock.currentTimeNanosUnsafe()
+        const parent = Context.getOrUndefined(fiber.context, Tracer.ParentSpan)
+        const span = tracer.span({
+          name: "rate.acquire.wait",
+          parent: Option.fromUndefinedOr(parent),
+          annotations: Context.empty(),
+          links: [],
+          startTime: end - BigInt(Math.round(waited * 1e9)),
+          kind: "internal",
+          root: parent === undefined,
+          sampled: parent?.sampled ?? true
+        })
+        span.attribute("rate.provider", provider)
+        span.attribute("rate.tokens", tokens)
+        span.attribute("rate.waited_seconds", waited)
+        span.end(end, exit)
+        return Effect.void
+      })
+
   // Something changed the head of the line or the rate: grant what can be
   // granted now and have the timer (started if needed) recompute.
   const reschedule = (b: B.Bucket, at: number): void => {
@@ -224,7 +274,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
       }
       B.enqueue(b, waiter)
       reschedule(b, since)
-      return restore(Deferred.await(waiter.deferred)).pipe(
+      const waited = restore(Deferred.await(waiter.deferred)).pipe(
         Effect.onInterrupt(() =>
           Effect.sync(() => {
             const at = now()
@@ -233,6 +283,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
           })
         )
       )
+      return tracing ? Effect.onExit(waited, recordWait(provider, tokens, since)) : waited
     })
 
   // Checks shared by acquire and tryAcquire; returns the bucket or an error.

@@ -3,10 +3,9 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as References from "effect/References"
-import * as Tracer from "effect/Tracer"
 import type { RateAdjustment } from "../contracts/RateAdjustment.ts"
 import { RateController } from "../contracts/RateController.ts"
+import { tracingEnabled } from "../internal/tracing.ts"
 import { RateCoordinator } from "../rate/RateCoordinator.ts"
 
 /**
@@ -29,7 +28,7 @@ export const layer: Layer.Layer<RateController, never, RateCoordinator> = Layer.
   Effect.gen(function*() {
     const coordinator = yield* RateCoordinator
     // read once: with the native tracer (no exporter) no span is made per adjustment
-    const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+    const tracing = yield* tracingEnabled
     const apply = (adjustment: RateAdjustment): Effect.Effect<void> =>
       coordinator.setGlobalPressure(adjustment.provider, adjustment.reason).pipe(
         Effect.andThen(coordinator.setBudgetScale(adjustment.provider, adjustment.scale)),

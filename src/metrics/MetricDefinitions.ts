@@ -82,6 +82,20 @@ export const metricDefinitions = {
     "Rate scale in force (0..1)",
     coordinator
   ),
+  rateBase: define(
+    "gauge",
+    "pipeline_rate_base_tokens_per_second",
+    ["provider"],
+    "Configured base refill rate (tokens/s)",
+    coordinator
+  ),
+  rateCurrent: define(
+    "gauge",
+    "pipeline_rate_tokens_per_second",
+    ["provider"],
+    "Refill rate in force (tokens/s): the base rate times the scale",
+    coordinator
+  ),
   backpressureState: define(
     "gauge",
     "pipeline_backpressure_state",

@@ -18,8 +18,6 @@ import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import * as References from "effect/References"
-import * as Tracer from "effect/Tracer"
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as os from "node:os"
 import { decodeUnknown, encodeJson } from "../contracts/Codec.ts"
@@ -27,6 +25,7 @@ import { coordinatorIdIssue, FeedbackEvent } from "../contracts/FeedbackEvent.ts
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { HealthStatus } from "../contracts/Health.ts"
 import type { FeedbackBus } from "../feedback/FeedbackBus.ts"
+import { feedbackAttributes, tracingEnabled } from "../internal/tracing.ts"
 import { metricDefinitions } from "../metrics/MetricDefinitions.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
 import type { RateCoordinator } from "../rate/RateCoordinator.ts"
@@ -93,14 +92,6 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 const traceDecode = <A, E, R>(decode: Effect.Effect<A, E, R>) =>
   Effect.withSpan(decode, "feedback.decode", { captureStackTrace: false })
-
-const receivedAttributes = (event: FeedbackEvent): Record<string, unknown> => ({
-  "feedback.coordinator_id": event.coordinatorId,
-  "feedback.level": event.level,
-  "feedback.source": event.source,
-  "feedback.queue_size": event.queueSize,
-  "feedback.capacity": event.capacity
-})
 
 const loopbackNames = ["localhost", "127.0.0.1", "::1"]
 
@@ -205,9 +196,12 @@ const jsonMediaType = /^application\/json[ \t]*(;.*)?$/i
  * - The live console: `GET /` (a page whose script and style are served
  *   from `/console/app.js` and `/console/app.css`), `GET /console/events`
  *   (server-sent events: a `ConsoleSnapshot` every 500 ms; more than
- *   `maxConsoleClients` open at once: 503) and `GET /console/snapshot` (the
- *   same document once). Read-only, like `/healthz`: no token, and the page
- *   holds none; the last rejections below are listed there.
+ *   `maxConsoleClients` open at once: 503, not counted as a rejection) and
+ *   `GET /console/snapshot` (the same document once: the last one sent while
+ *   a console is open, else read now, at most `maxConcurrentScrapes` at
+ *   once). Read-only, like `/healthz`: no token, and the page holds none; the
+ *   last rejections below are listed there (time, status, reason, method
+ *   and path; not the message, which can quote a request).
  *
  * Every request must carry a `Host` the service is served on (403
  * `forbidden_host`). Changes (`POST`, `DELETE`) are refused with 403
@@ -238,7 +232,7 @@ export const routes = (
       const publisher = yield* FeedbackPublisher
       const runtime = yield* UnifiedRuntime
       // read once: with the native tracer (no exporter) POST /feedback makes no spans of its own
-      const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+      const tracing = yield* tracingEnabled
       const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024
       const maxScrapes = options.maxConcurrentScrapes ?? 4
       const hosts = servedHostNames(options.bindHost ?? "127.0.0.1", options.allowedHosts)
@@ -251,15 +245,22 @@ export const routes = (
       const rejections = LiveConsole.makeRejectionLog()
       const live = yield* LiveConsole.make({ rejections, maxClients: options.maxConsoleClients })
 
-      const reject = (status: number, reason: string, message: string, headers?: Record<string, string>) =>
+      const reject = (
+        request: HttpServerRequest.HttpServerRequest,
+        status: number,
+        reason: string,
+        message: string,
+        headers?: Record<string, string>
+      ) =>
         Effect.as(
           Effect.andThen(
             metrics.increment(metricDefinitions.eventsRejected, { reason }),
-            rejections.record(status, reason, message)
+            rejections.record(status, reason, request.method, request.url.split(/[?#]/, 1)[0] ?? "")
           ),
           json(status, { error: reason, message }, headers)
         )
-      const tooLarge = reject(413, "too_large", `body over ${maxBodyBytes} bytes`)
+      const tooLarge = (request: HttpServerRequest.HttpServerRequest) =>
+        reject(request, 413, "too_large", `body over ${maxBodyBytes} bytes`)
 
       const authorized = (request: HttpServerRequest.HttpServerRequest): boolean => {
         if (expected === undefined) return true
@@ -272,7 +273,12 @@ export const routes = (
       const refused = (request: HttpServerRequest.HttpServerRequest, change: boolean) => {
         const host = request.headers["host"]
         if (host === undefined || !hosts.has(hostName(host))) {
-          return reject(403, "forbidden_host", `Host ${JSON.stringify(host ?? "")} is not an address of this service`)
+          return reject(
+            request,
+            403,
+            "forbidden_host",
+            `Host ${JSON.stringify(host ?? "")} is not an address of this service`
+          )
         }
         if (!change) return undefined
         const origin = request.headers["origin"]
@@ -285,11 +291,11 @@ export const routes = (
             // "null" or garbage: not this service's origin
           }
           if (!sameOrigin) {
-            return reject(403, "forbidden_origin", `Origin ${JSON.stringify(origin)} may not change feedback`)
+            return reject(request, 403, "forbidden_origin", `Origin ${JSON.stringify(origin)} may not change feedback`)
           }
         }
         if (!authorized(request)) {
-          return reject(401, "unauthorized", "missing or wrong bearer token", { "www-authenticate": "Bearer" })
+          return reject(request, 401, "unauthorized", "missing or wrong bearer token", { "www-authenticate": "Bearer" })
         }
         return undefined
       }
@@ -301,13 +307,14 @@ export const routes = (
           const contentType = request.headers["content-type"]
           if (contentType === undefined || !jsonMediaType.test(contentType)) {
             return yield* reject(
+              request,
               415,
               "unsupported_media_type",
               `Content-Type must be application/json, got ${JSON.stringify(contentType ?? "")}`
             )
           }
           const declared = Number(request.headers["content-length"])
-          if (declared > maxBodyBytes) return yield* tooLarge
+          if (declared > maxBodyBytes) return yield* tooLarge(request)
           const body = yield* request.arrayBuffer.pipe(
             Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(maxBodyBytes)),
             Effect.result
@@ -315,28 +322,31 @@ export const routes = (
           if (body._tag === "Failure") {
             const overLimit =
               String((body.failure as { reason?: { reason?: string } }).reason?.reason) === "BodyTooLarge"
-            return yield* overLimit ? tooLarge : reject(400, "unreadable", "the request body could not be read")
+            return yield* overLimit
+              ? tooLarge(request)
+              : reject(request, 400, "unreadable", "the request body could not be read")
           }
-          if (body.success.byteLength > maxBodyBytes) return yield* tooLarge
+          if (body.success.byteLength > maxBodyBytes) return yield* tooLarge(request)
           let parsed: unknown
           try {
             parsed = JSON.parse(utf8.decode(body.success))
           } catch (error) {
-            return yield* reject(400, "invalid_json", `body is not JSON: ${(error as Error).message}`)
+            return yield* reject(request, 400, "invalid_json", `body is not JSON: ${(error as Error).message}`)
           }
           // the store's HTTP broadcast body has no ts: it happened now
           if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) && !("ts" in parsed)) {
             parsed = { ...parsed, ts: (yield* Clock.currentTimeMillis) / 1000 }
           }
           const event = yield* Effect.result(tracing ? traceDecode(decodeEvent(parsed)) : decodeEvent(parsed))
-          if (event._tag === "Failure") return yield* reject(400, "invalid_event", event.failure.message)
+          if (event._tag === "Failure") return yield* reject(request, 400, "invalid_event", event.failure.message)
           const { coordinatorId, level } = event.success
-          if (tracing) yield* Effect.annotateCurrentSpan(receivedAttributes(event.success))
+          if (tracing) yield* Effect.annotateCurrentSpan(feedbackAttributes(event.success))
           const issue = coordinatorIdIssue(coordinatorId)
-          if (issue !== undefined) return yield* reject(400, "invalid_coordinator_id", issue)
+          if (issue !== undefined) return yield* reject(request, 400, "invalid_coordinator_id", issue)
           // the handler's table is the one that counts: ask it before publishing
           if (runtime.feedback !== undefined && !(yield* runtime.feedback.admits(coordinatorId))) {
             return yield* reject(
+              request,
               429,
               "too_many_coordinators",
               "the table of coordinators is full and none is idle at ok; " +
@@ -364,7 +374,9 @@ export const routes = (
           const refusal = refused(request, false)
           if (refusal !== undefined) return yield* refusal
           if (scrapes >= maxScrapes) {
-            return yield* reject(503, "busy", `${maxScrapes} scrapes already in flight`, { "retry-after": "1" })
+            return yield* reject(request, 503, "busy", `${maxScrapes} scrapes already in flight`, {
+              "retry-after": "1"
+            })
           }
           const text = yield* metrics.prometheus
           // the slot is held until the answer has been handed to the socket or the client left
@@ -411,9 +423,27 @@ export const routes = (
       yield* router.add("GET", "/", asset(ConsolePage.html, "text/html; charset=utf-8", pageHeaders))
       yield* router.add("GET", "/console/app.js", asset(ConsolePage.js, "text/javascript; charset=utf-8", assetHeaders))
       yield* router.add("GET", "/console/app.css", asset(ConsolePage.css, "text/css; charset=utf-8", assetHeaders))
+      // while a console is open, the snapshot it was last sent; otherwise one read now, at most
+      // maxScrapes at once (each reads every provider's state: with shared buckets, Redis)
+      let snapshots = 0
       yield* router.add("GET", "/console/snapshot", (request) =>
-        refused(request, false) ??
-          Effect.map(live.snapshot, (snapshot) => json(200, snapshot, { "cache-control": "no-store" })))
+        refused(request, false) ?? Effect.suspend(() => {
+          const noStore = { "cache-control": "no-store" }
+          const latest = live.latest()
+          if (latest !== undefined) return Effect.succeed(json(200, latest, noStore))
+          if (snapshots >= maxScrapes) {
+            // not a feedback rejection: neither counted nor listed
+            return Effect.succeed(json(503, {
+              error: "busy",
+              message: `${maxScrapes} snapshots already in flight`
+            }, { "retry-after": "1" }))
+          }
+          snapshots++
+          return live.snapshot.pipe(
+            Effect.map((snapshot) => json(200, snapshot, noStore)),
+            Effect.ensuring(Effect.sync(() => snapshots--))
+          )
+        }))
       yield* router.add("GET", "/console/events", (request) =>
         Effect.gen(function*() {
           const refusal = refused(request, false)
@@ -424,7 +454,10 @@ export const routes = (
           }
           const client = yield* live.open()
           if (client === undefined) {
-            return yield* reject(503, "busy", `${live.maxClients} consoles already open`, { "retry-after": "2" })
+            // not a feedback rejection: neither counted (it would feed the rejections alert) nor listed
+            return json(503, { error: "busy", message: `${live.maxClients} consoles already open` }, {
+              "retry-after": "2"
+            })
           }
           // the slot is given back when the client leaves (or the stream ends at shutdown)
           NodeHttpServerRequest.toServerResponse(request).once("close", client.release)

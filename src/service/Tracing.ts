@@ -1,7 +1,9 @@
 /**
  * OpenTelemetry traces of the feedback path, exported over OTLP/HTTP with
  * Effect's own OTLP tracer (`effect/observability/OtlpTracer`, JSON
- * encoding) when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; off otherwise.
+ * encoding) when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set and `OTEL_SDK_DISABLED` is
+ * not true; off otherwise.
  *
  * The spans come from the library, which looks at the tracer once, when its
  * layers are built: with Effect's native tracer (no exporter, the default)
@@ -20,8 +22,8 @@
  * - An acquire that parked for at least `MDP_TRACE_ACQUIRE_WAIT_MS` is a
  *   `rate.acquire.wait` span over the wait; immediate grants never are.
  *
- * `GET /metrics` and `GET /healthz` are not traced (scrapes are not
- * feedback).
+ * `GET /metrics`, `GET /healthz` and the console (`/`, `/console/*`) are
+ * not traced (they are not feedback).
  *
  * @since 0.1.0
  */
@@ -39,6 +41,8 @@ import { AcquireWaitSpanThreshold } from "../rate/internal/coordinator.ts"
 import * as Setting from "../runtime/Setting.ts"
 import { version } from "../version.ts"
 
+const httpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s/?#]+[^\s#]*$/))
+
 // `key=value,key2=value2`, values percent-encoded (the OpenTelemetry format)
 const headerList = /^\s*[^\s=,]+\s*=[^,]*(,\s*[^\s=,]+\s*=[^,]*)*$/
 
@@ -50,21 +54,37 @@ const headerList = /^\s*[^\s=,]+\s*=[^,]*(,\s*[^\s=,]+\s*=[^,]*)*$/
  * @category settings
  */
 export const settings = {
+  otelSdkDisabled: Setting.make({
+    env: "OTEL_SDK_DISABLED",
+    group: "tracing",
+    description: "true: nothing is traced, whatever the endpoints",
+    schema: Setting.BooleanText,
+    expected: Setting.booleanExpected,
+    default: false
+  }),
   otelEndpoint: Setting.optional({
     env: "OTEL_EXPORTER_OTLP_ENDPOINT",
     group: "tracing",
     description: "an OTLP/HTTP collector (e.g. http://127.0.0.1:4318): traces go to <endpoint>/v1/traces; " +
-      "unset, nothing is traced",
+      "unset (and no traces endpoint), nothing is traced",
     schema: Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s/?#]+[^\s?#]*$/)),
     expected: "an http:// or https:// URL",
     defaultText: "none: tracing off"
+  }),
+  otelTracesEndpoint: Setting.optional({
+    env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    group: "tracing",
+    description: "the full URL spans are posted to, used as is (overrides <OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces)",
+    schema: httpUrl,
+    expected: "an http:// or https:// URL",
+    defaultText: "<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces"
   }),
   otelServiceName: Setting.make({
     env: "OTEL_SERVICE_NAME",
     group: "tracing",
     description: "the service.name of the exported spans",
-    schema: Setting.NonBlank,
-    expected: "a name without spaces",
+    schema: Schema.String.check(Schema.isPattern(/\S/)),
+    expected: "a non-empty name (spaces allowed)",
     default: "market-data-pipeline"
   }),
   otelHeaders: Setting.optional({
@@ -101,8 +121,14 @@ export const settings = {
  * @category models
  */
 export interface TracingOptions {
-  /** The OTLP/HTTP base endpoint; spans are posted to `<endpoint>/v1/traces`. */
-  readonly endpoint: string
+  /**
+   * The OTLP/HTTP base endpoint; spans are posted to `<endpoint>/v1/traces`
+   * (`http://localhost:4318`, the OpenTelemetry default, if neither this nor
+   * `tracesEndpoint` is given).
+   */
+  readonly endpoint?: string | undefined
+  /** The full URL spans are posted to, used as is; overrides `endpoint`. */
+  readonly tracesEndpoint?: string | undefined
   /** `service.name`; default `market-data-pipeline`. */
   readonly serviceName?: string | undefined
   /** Headers of every export (an API key). */
@@ -126,9 +152,11 @@ const spanName = (request: HttpServerRequest.HttpServerRequest): string => {
   return `${request.method} ${path.startsWith("/feedback/") ? "/feedback/{coordinator_id}" : path}`
 }
 
+/** Scrapes, health checks and the console (its page, its live stream) are not feedback. */
 const untraced = (request: HttpServerRequest.HttpServerRequest): boolean => {
-  const path = request.url.split(/[?#]/, 1)[0]
-  return path === "/metrics" || path === "/healthz"
+  const path = request.url.split(/[?#]/, 1)[0] ?? ""
+  return path === "/metrics" || path === "/healthz" || path === "/" || path === "/console" ||
+    path.startsWith("/console/")
 }
 
 /**
@@ -143,7 +171,7 @@ const untraced = (request: HttpServerRequest.HttpServerRequest): boolean => {
 export const layer = (options: TracingOptions): Layer.Layer<never> =>
   Layer.mergeAll(
     OtlpTracer.layer({
-      url: tracesUrl(options.endpoint),
+      url: options.tracesEndpoint ?? tracesUrl(options.endpoint ?? "http://localhost:4318"),
       resource: { serviceName: options.serviceName ?? "market-data-pipeline", serviceVersion: version },
       headers: options.headers,
       exportInterval: options.exportInterval ?? Duration.seconds(5)
@@ -178,21 +206,21 @@ const parseHeaders = (list: string): Record<string, string> => {
 
 /**
  * The layer the settings ask for: {@link layer} when
- * `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else nothing (Effect's native
- * tracer stays, and the library makes no spans).
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+ * (used as is) is set and `OTEL_SDK_DISABLED` is not true, else nothing
+ * (Effect's native tracer stays, and the library makes no spans).
  *
  * @since 0.1.0
  * @category layers
  */
 export const fromSettings = (values: Setting.Values<typeof settings>): Layer.Layer<never> =>
-  Option.match(values.otelEndpoint, {
-    onNone: () => Layer.empty,
-    onSome: (endpoint) =>
-      layer({
-        endpoint,
-        serviceName: values.otelServiceName,
-        headers: Option.getOrUndefined(Option.map(values.otelHeaders, (h) => parseHeaders(Redacted.value(h)))),
-        exportInterval: Duration.millis(values.otelExportDelayMs),
-        acquireWaitThreshold: Duration.millis(values.traceAcquireWaitMs)
-      })
-  })
+  values.otelSdkDisabled || (Option.isNone(values.otelEndpoint) && Option.isNone(values.otelTracesEndpoint))
+    ? Layer.empty
+    : layer({
+      endpoint: Option.getOrUndefined(values.otelEndpoint),
+      tracesEndpoint: Option.getOrUndefined(values.otelTracesEndpoint),
+      serviceName: values.otelServiceName,
+      headers: Option.getOrUndefined(Option.map(values.otelHeaders, (h) => parseHeaders(Redacted.value(h)))),
+      exportInterval: Duration.millis(values.otelExportDelayMs),
+      acquireWaitThreshold: Duration.millis(values.traceAcquireWaitMs)
+    })

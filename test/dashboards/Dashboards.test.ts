@@ -6,16 +6,16 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { metricDefinitionList } from "market-data-pipeline"
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
 import { delimiter, join } from "node:path"
 import { createClient } from "redis"
 import { parse } from "yaml"
+import { start, waitFor } from "../helpers/cli.ts"
 import { familyOf, labelValuesMetric, metricNames, scrapeFamilies } from "./promql.ts"
 
 const root = new URL("../../", import.meta.url).pathname
 const dashboardsDir = join(root, "dashboards")
-const main = join(root, "src/bin/market-data-pipeline.ts")
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
 
 interface Target {
@@ -273,21 +273,6 @@ const runs = (path: string): boolean => {
   }
 }
 
-interface Running {
-  readonly child: ChildProcess
-  readonly output: () => string
-  readonly exited: Promise<number | null>
-}
-
-const start = (args: ReadonlyArray<string>): Running => {
-  const child = spawn(process.execPath, [main, ...args], { stdio: ["ignore", "pipe", "pipe"] })
-  let output = ""
-  child.stdout!.on("data", (chunk) => (output += chunk))
-  child.stderr!.on("data", (chunk) => (output += chunk))
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)))
-  return { child, output: () => output, exited }
-}
-
 describe("dashboards/ against a real /metrics scrape", () => {
   it.live(
     "every metric the dashboard and the rules read is a family of the running service's /metrics",
@@ -314,13 +299,12 @@ describe("dashboards/ against a real /metrics scrape", () => {
         redis.on("error", () => {})
         await redis.connect()
         try {
-          const deadline = Date.now() + 30_000
-          let url: string | undefined
-          while (url === undefined && Date.now() < deadline) {
-            url = running.output().match(/listening on (http:\/\/[\d.]+:\d+)/)?.[1]
-            if (url === undefined) await new Promise((resolve) => setTimeout(resolve, 50))
-          }
-          assert.isDefined(url, `the service did not start:\n${running.output()}`)
+          // the output so far is in the error if the service does not start
+          const url = await waitFor(
+            running,
+            30,
+            () => running.output().match(/listening on (http:\/\/[\d.]+:\d+)/)?.[1]
+          )
           const post = (body: string) =>
             fetch(`${url}/feedback`, { method: "POST", body, headers: { "content-type": "application/json" } })
               .then((r) => r.text().then(() => r.status))

@@ -637,6 +637,22 @@ describe("metrics", () => {
       assert.strictEqual(second.used["pipeline_rate_tokens_granted_total{ibkr}"].count, 1)
     }))
 
+  it.effect("base and current rate: base 100 at scale 0.5 scrapes 100 and 50", () =>
+    Effect.gen(function*() {
+      const scraped = yield* metered(Effect.gen(function*() {
+        const coordinator = yield* RateCoordinator
+        yield* coordinator.registerProvider("ibkr", { refillRate: 100 })
+        yield* coordinator.setBudgetScale("ibkr", 0.5)
+        const half = yield* values
+        yield* coordinator.setBudgetScale("ibkr", 0)
+        return { half, paused: yield* values }
+      }))
+      assert.strictEqual(scraped.half["pipeline_rate_base_tokens_per_second{ibkr}"].value, 100)
+      assert.strictEqual(scraped.half["pipeline_rate_tokens_per_second{ibkr}"].value, 50)
+      assert.strictEqual(scraped.paused["pipeline_rate_base_tokens_per_second{ibkr}"].value, 100)
+      assert.strictEqual(scraped.paused["pipeline_rate_tokens_per_second{ibkr}"].value, 0)
+    }))
+
   it.effect("pipeline_rate_wait_seconds reports the shortest wait as min, 0 once a grant was immediate", () =>
     metered(Effect.gen(function*() {
       const coordinator = yield* paused("p", { capacity: 1, refillRate: 10 })

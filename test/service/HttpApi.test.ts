@@ -577,6 +577,23 @@ const openConsole = Effect.flatMap(baseUrl, (url) =>
     return { status: response.status, headers: response.headers, text: () => text, close: () => controller.abort() }
   }))
 
+/** The server-sent messages of a stream's text that carry a snapshot. */
+const snapshotsIn = (text: string) =>
+  text.split("\n\n").filter((m) => /(^|\n)data: \{"ts"/.test(m) && !/(^|\n)event: /.test(m))
+
+/** Polls (every 20 ms, for up to 20 s) until `check` holds. */
+const until = (what: string, check: () => boolean) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 20_000
+    while (!check()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting for ${what}`))
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+/** The open consoles, as `GET /console/snapshot` reports them. */
+const consoles = Effect.map(request("/console/snapshot"), (answer) => JSON.parse(answer.text).clients as number)
+
 describe("the live console's routes", () => {
   it.live("read-only like /healthz: GET and HEAD only (405 with Allow), the Host check first, no token needed", () =>
     Effect.gen(function*() {
@@ -624,13 +641,13 @@ describe("the live console's routes", () => {
       assert.isAtMost(snapshot.coordinators[0].lastReportAgeSec, 5)
       assert.strictEqual(snapshot.health.state, "degraded")
       assert.match(snapshot.health.reasons.join("\n"), /paused \(scale 0\) by bars-coord at hard/)
-      assert.deepStrictEqual(
-        snapshot.rejections.map((r: { status: number; reason: string }) => [r.status, r.reason]),
-        [[400, "invalid_event"]]
-      )
+      // what was refused, not the message (it can quote a request, and the console needs no token)
+      assert.deepStrictEqual(snapshot.rejections.map((r: Record<string, unknown>) => ({ ...r, ts: 0 })), [
+        { ts: 0, status: 400, reason: "invalid_event", method: "POST", path: "/feedback" }
+      ])
     }).pipe(Effect.provide(server())))
 
-  it.live("the event stream: retry, the history, then a snapshot every 500 ms; at most maxConsoleClients (503)", () =>
+  it.live("the event stream: retry and a keep-alive, the history, then snapshots; at most maxConsoleClients (503)", () =>
     Effect.gen(function*() {
       const first = yield* openConsole
       const second = yield* openConsole
@@ -639,26 +656,54 @@ describe("the live console's routes", () => {
       assert.strictEqual(second.status, 200)
       const third = yield* openConsole
       assert.strictEqual(third.status, 503)
-      // 1.5 s: the history, then at least 2 snapshots
-      yield* Effect.sleep("1600 millis")
+      yield* until("3 snapshots", () => snapshotsIn(first.text()).length >= 3)
       const text = first.text()
-      assert.match(text, /^retry: \d+\n\n/)
-      const history = /event: history\ndata: (.*)\n\n/.exec(text)
-      assert.isNotNull(history)
-      assert.property(JSON.parse(history![1]!).points, "ibkr")
-      const snapshots = text.split("\n\n").filter((m) => m.startsWith("data: ") || m.includes("\ndata: "))
-      assert.isAtLeast(snapshots.length, 3)
-      assert.include(text, ": keep-alive")
-      // a console that leaves gives its place back
+      // on connect, whichever tick it joins at: retry, a keep-alive comment, the history
+      assert.match(text, /^retry: \d+\n: keep-alive\n\nevent: history\ndata: (.*)\n\n/)
+      assert.isObject(JSON.parse(/event: history\ndata: (.*)\n\n/.exec(text)![1]!).points)
+      // a refused console is not a refused feedback event: neither counted nor listed
+      const metrics = (yield* request("/metrics")).text
+      assert.notInclude(metrics, "reason=\"busy\"")
+      const snapshot = JSON.parse(/data: (\{"ts".*)\n\n/.exec(text)![1]!)
+      assert.deepStrictEqual(snapshot.rejections, [])
+      // a console that leaves gives its place back; a console opened now gets the history so far
       first.close()
-      let again = 503
-      for (let i = 0; i < 40 && again !== 200; i++) {
-        yield* Effect.sleep("50 millis")
-        const c = yield* openConsole
-        again = c.status
-        c.close()
+      let again: { status: number; text: () => string; close: () => void } | undefined
+      for (let i = 0; i < 200 && again?.status !== 200; i++) {
+        yield* Effect.sleep("20 millis")
+        again = yield* openConsole
+        if (again.status !== 200) again.close()
       }
-      assert.strictEqual(again, 200)
+      assert.strictEqual(again?.status, 200)
+      yield* until("the history", () => /event: history\n/.test(again!.text()))
+      const history = JSON.parse(/event: history\ndata: (.*)\n\n/.exec(again!.text())![1]!)
+      assert.isAtLeast(history.points.ibkr.length, 3)
+      again!.close()
       second.close()
+    }).pipe(Effect.provide(server(undefined, {}, { maxConsoleClients: 2 }))))
+
+  it.live("the producer runs only while a console is open", () =>
+    Effect.gen(function*() {
+      const first = yield* openConsole
+      yield* until("2 snapshots", () => snapshotsIn(first.text()).length >= 2)
+      first.close()
+      // served from the producer while it runs, read now once no console is open
+      let open = 1
+      for (let i = 0; i < 500 && open !== 0; i++) {
+        open = yield* consoles
+        if (open !== 0) yield* Effect.sleep("20 millis")
+      }
+      assert.strictEqual(open, 0)
+      const closed = Date.now()
+      // long enough for a running producer (every 500 ms) to have made two more points
+      yield* Effect.sleep("1200 millis")
+      const reopened = Date.now()
+      const next = yield* openConsole
+      yield* until("the history", () => /event: history\n/.test(next.text()))
+      next.close()
+      const points: Array<[number, number, number]> =
+        JSON.parse(/event: history\ndata: (.*)\n\n/.exec(next.text())![1]!).points.ibkr
+      assert.isAtLeast(points.length, 2)
+      assert.deepStrictEqual(points.filter(([t]) => t >= closed && t < reopened), [])
     }).pipe(Effect.provide(server(undefined, {}, { maxConsoleClients: 2 }))))
 })

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { encodeEntry } from "market-data-pipeline"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import { createClient } from "redis"
@@ -14,14 +15,13 @@ interface OtlpSpan {
   readonly name: string
   readonly kind: number
   readonly attributes: ReadonlyArray<{ readonly key: string; readonly value: Record<string, unknown> }>
+  readonly status?: { readonly code?: number | undefined } | undefined
 }
 
 interface Receiver {
   readonly url: string
   readonly spans: Array<OtlpSpan>
   readonly serviceNames: Set<string>
-  /** Requests received, whatever their path. */
-  readonly requests: () => number
   readonly close: () => Promise<void>
 }
 
@@ -30,9 +30,7 @@ const receiver = (): Promise<Receiver> =>
   new Promise((resolve) => {
     const spans: Array<OtlpSpan> = []
     const serviceNames = new Set<string>()
-    let requests = 0
     const server = http.createServer((req, res) => {
-      requests++
       let body = ""
       req.setEncoding("utf8")
       req.on("data", (chunk) => (body += chunk))
@@ -61,14 +59,20 @@ const receiver = (): Promise<Receiver> =>
         url: `http://127.0.0.1:${port}`,
         spans,
         serviceNames,
-        requests: () => requests,
         close: () => new Promise<void>((done) => server.close(() => done()))
       })
     })
   })
 
 const start = (args: ReadonlyArray<string>, env: Record<string, string>): Running =>
-  startCli(args, { env: { OTEL_EXPORTER_OTLP_ENDPOINT: undefined, ...env } })
+  startCli(args, {
+    env: {
+      OTEL_EXPORTER_OTLP_ENDPOINT: undefined,
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
+      OTEL_SDK_DISABLED: undefined,
+      ...env
+    }
+  })
 
 const attribute = (span: OtlpSpan, key: string): unknown => {
   const value = span.attributes.find((a) => a.key === key)?.value
@@ -97,7 +101,7 @@ describe("OpenTelemetry traces", () => {
           ["run", "--port", "0", "--no-simulated-store", "--duration", "60"],
           {
             OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
-            OTEL_SERVICE_NAME: "mdp-trace-test",
+            OTEL_SERVICE_NAME: "mdp trace test",
             OTEL_BSP_SCHEDULE_DELAY: "100",
             MDP_TRACE_ACQUIRE_WAIT_MS: "1"
           }
@@ -150,10 +154,11 @@ describe("OpenTelemetry traces", () => {
           assert.strictEqual(attribute(adjust, "rate.provider"), "ibkr")
           assert.strictEqual(attribute(adjust, "feedback.level"), "soft")
           assert.strictEqual(attribute(adjust, "rate.scale"), 0.5)
-          assert.deepStrictEqual([...otlp.serviceNames], ["mdp-trace-test"])
+          assert.deepStrictEqual([...otlp.serviceNames], ["mdp trace test"])
 
           // without a traceparent, a trace of its own; scrapes are not traced
           await fetch(`${url}/metrics`).then((r) => r.text())
+          await fetch(`${url}/`).then((r) => r.text())
           assert.strictEqual(
             await post(url, { coordinator_id: "store-b", queue_size: 1, capacity: 1000, level: "ok" }),
             202
@@ -168,6 +173,7 @@ describe("OpenTelemetry traces", () => {
           )
           assert.notStrictEqual(own.traceId, callerTrace)
           assert.isUndefined(otlp.spans.find((s) => s.name === "GET /metrics"))
+          assert.isUndefined(otlp.spans.find((s) => s.name === "GET /"))
 
           // the provider's acquires park at 100/s: waits over the threshold (1 ms here) are spans
           const wait = await waitFor(running, 20, () => otlp.spans.find((s) => s.name === "rate.acquire.wait"))
@@ -184,7 +190,7 @@ describe("OpenTelemetry traces", () => {
   )
 
   it.live(
-    "over Pulse: one receive span per entry, the parent of the handler's span across the bus",
+    "over Pulse: one receive span per entry (decode in it), the parent of the handler's span across the bus",
     () =>
       Effect.promise(async () => {
         const otlp = await receiver()
@@ -196,7 +202,12 @@ describe("OpenTelemetry traces", () => {
         await redis.connect()
         const running = start(
           ["run", "--port", "0", "--no-simulated-store", "--pulse", "--namespace", namespace, "--duration", "60"],
-          { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "100" }
+          {
+            // the traces endpoint is used as is, over the base endpoint's <endpoint>/v1/traces
+            OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9/unused",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${otlp.url}/v1/traces`,
+            OTEL_BSP_SCHEDULE_DELAY: "100"
+          }
         )
         try {
           await waitFor(running, 30, () => /listening on/.test(running.output()) ? true : undefined)
@@ -221,6 +232,50 @@ describe("OpenTelemetry traces", () => {
               s.name === "rate.adjust" && s.parentSpanId === handle.spanId
             ))
           assert.strictEqual(attribute(adjust, "feedback.level"), expected.event.level)
+          // decoding is in the receive span
+          const decode = await waitFor(running, 20, () =>
+            otlp.spans.find((s) =>
+              s.name === "feedback.decode" && s.parentSpanId === receive.spanId
+            ))
+          assert.strictEqual(decode.traceId, receive.traceId)
+
+          // a traceparent in the (v2) envelope's headers: the receive span continues that trace
+          const ts = Date.now() / 1000
+          const traced = encodeEntry(
+            { coordinatorId: "traced_coord", queueSize: 900, capacity: 1000, level: "hard", source: "store", ts },
+            { ts, track: "v2", headers: { traceparent: `00-${callerTrace}-${callerSpan}-01` } }
+          )
+          await redis.sendCommand(["XADD", stream, "*", "data", traced])
+          const continued = await waitFor(running, 20, () =>
+            otlp.spans.find((s) =>
+              s.name === "feedback.receive" && attribute(s, "feedback.coordinator_id") === "traced_coord"
+            ))
+          assert.strictEqual(continued.traceId, callerTrace)
+          assert.strictEqual(continued.parentSpanId, callerSpan)
+          assert.strictEqual(continued.kind, 5) // CONSUMER
+          const continuedDecode = await waitFor(running, 20, () =>
+            otlp.spans.find((s) =>
+              s.name === "feedback.decode" && s.parentSpanId === continued.spanId
+            ))
+          assert.strictEqual(continuedDecode.traceId, callerTrace)
+          await waitFor(running, 20, () =>
+            otlp.spans.find((s) =>
+              s.name === "feedback.handle" && s.parentSpanId === continued.spanId
+            ))
+
+          // an entry that does not decode goes to the dead-letter stream: a receive span in error
+          const deadId = await redis.sendCommand(["XADD", stream, "*", "data", "not json"])
+          const dead = await waitFor(running, 20, () =>
+            otlp.spans.find((s) =>
+              s.name === "feedback.receive" && attribute(s, "pulse.entry_id") === String(deadId)
+            ))
+          assert.strictEqual(attribute(dead, "feedback.dead_letter"), true)
+          assert.strictEqual(dead.status?.code, 2) // ERROR
+          const deadDecode = await waitFor(running, 20, () =>
+            otlp.spans.find((s) =>
+              s.name === "feedback.decode" && s.parentSpanId === dead.spanId
+            ))
+          assert.strictEqual(deadDecode.status?.code, 2)
         } finally {
           running.child.kill("SIGTERM")
           await running.exited
@@ -234,34 +289,6 @@ describe("OpenTelemetry traces", () => {
       }),
     60_000
   )
-
-  it.live("exports nothing and runs as usual without OTEL_EXPORTER_OTLP_ENDPOINT", () =>
-    Effect.promise(async () => {
-      const otlp = await receiver()
-      const running = start(["run", "--port", "0", "--no-simulated-store", "--duration", "60"], {
-        OTEL_BSP_SCHEDULE_DELAY: "100"
-      })
-      try {
-        const url = await waitFor(running, 30, () => running.output().match(/listening on (http:\/\/[\d.]+:\d+)/)?.[1])
-        assert.strictEqual(
-          await post(url, { coordinator_id: "store-a", queue_size: 850, capacity: 1000, level: "soft" }, {
-            traceparent: `00-${callerTrace}-${callerSpan}-01`
-          }),
-          202
-        )
-        await waitFor(running, 20, async () =>
-          (await fetch(`${url}/metrics`).then((r) => r.text())).includes(
-              "pipeline_rate_scale_factor{provider=\"ibkr\"} 0.5"
-            )
-            ? true
-            : undefined)
-      } finally {
-        running.child.kill("SIGTERM")
-        await running.exited
-        await otlp.close()
-      }
-      assert.strictEqual(otlp.requests(), 0)
-    }), 60_000)
 
   it.live("refuses an endpoint that is not an http(s) URL, before anything starts", () =>
     Effect.promise(async () => {

@@ -22,12 +22,12 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as PubSub from "effect/PubSub"
-import * as References from "effect/References"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
+import { tracingEnabled } from "../../internal/tracing.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
 import type { FeedbackBus, FeedbackBusOptions, FeedbackSubscription } from "../FeedbackBus.ts"
@@ -67,7 +67,7 @@ export const make = (
     const pubsub = yield* PubSub.sliding<Envelope>(bufferSize)
     const clock = yield* Clock.Clock
     // read once: with the native tracer (no exporter) spans are never looked up or carried
-    const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+    const tracing = yield* tracingEnabled
     let seq = 0
     const cells = Cells.make(yield* Effect.context<never>())
     yield* Effect.addFinalizer(() => Effect.sync(cells.dispose))

@@ -22,12 +22,11 @@ import * as Effect from "effect/Effect"
 import * as FiberHandle from "effect/FiberHandle"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
-import * as References from "effect/References"
 import type * as Scope from "effect/Scope"
-import * as Tracer from "effect/Tracer"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import type { FeedbackEvent } from "../../contracts/FeedbackEvent.ts"
 import { RateController } from "../../contracts/RateController.ts"
+import { feedbackAttributes, tracingEnabled } from "../../internal/tracing.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
 import { CoordinatorLevels } from "../../rate/CoordinatorLevels.ts"
@@ -310,17 +309,10 @@ export const run = (
     }
 
     // read once: with the native tracer (no exporter) no span is made per event
-    const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+    const tracing = yield* tracingEnabled
     const handleTraced = (event: FeedbackEvent): Effect.Effect<void> =>
       Effect.withSpan(handle(event), "feedback.handle", {
-        attributes: {
-          "feedback.coordinator_id": event.coordinatorId,
-          "feedback.level": event.level,
-          "feedback.source": event.source,
-          "feedback.queue_size": event.queueSize,
-          "feedback.capacity": event.capacity,
-          "rate.provider": provider
-        },
+        attributes: { ...feedbackAttributes(event), "rate.provider": provider },
         captureStackTrace: false
       })
     yield* bus.consume(`FeedbackHandler(${provider})`, tracing ? handleTraced : handle)

@@ -33,6 +33,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -41,7 +42,6 @@ import * as Headers from "effect/http/Headers"
 import * as HttpTraceContext from "effect/http/HttpTraceContext"
 import * as Option from "effect/Option"
 import * as Redis from "effect/persistence/Redis"
-import * as References from "effect/References"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
@@ -56,9 +56,10 @@ import {
   positiveDuration,
   positiveInteger
 } from "../../feedback/internal/options.ts"
+import { feedbackAttributes, tracingEnabled } from "../../internal/tracing.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
-import { deadLetterKey, decodeEntry, type PulseFeedback, streamKey } from "../PulseCodec.ts"
+import { deadLetterKey, decodeEntry, PulseDecodeError, type PulseFeedback, streamKey } from "../PulseCodec.ts"
 import type { PulseConsumer, PulseConsumerOptions, PulseConsumerStats, PulseHandler } from "../PulseConsumer.ts"
 import { backoff, createGroup, STREAM_LABEL } from "./streams.ts"
 
@@ -244,28 +245,75 @@ export const make = (
     const claimLog = LogLimit.make()
     const now = () => clock.currentTimeMillisUnsafe()
     // read once: with the native tracer (no exporter) no span is made per entry
-    const tracing = (yield* Tracer.Tracer) !== Tracer.nativeTracer && (yield* References.TracerEnabled)
-    const handleEntry = (feedback: PulseFeedback, id: string): Effect.Effect<void, unknown> => {
-      if (!tracing) return handler(feedback, id)
-      const { event } = feedback
-      const remote = Object.keys(feedback.headers).length === 0
+    const tracing = yield* tracingEnabled
+    const tracer = yield* Tracer.Tracer
+    const fiberParent = yield* Effect.withFiber((fiber) =>
+      Effect.succeed(Context.getOrUndefined(fiber.context, Tracer.ParentSpan))
+    )
+    // An entry's `feedback.receive` span starts before it is decoded, with
+    // `feedback.decode` in it, but its parent (a `traceparent` in the
+    // envelope's headers) is known only once decoded: both are made then,
+    // with the start time taken before decoding.
+    const openSpans = (
+      id: string,
+      startTime: bigint,
+      decodedAt: bigint,
+      decodeExit: Exit.Exit<unknown, unknown>,
+      headers: Readonly<Record<string, string>> | undefined
+    ): Tracer.Span => {
+      const remote = headers === undefined || Object.keys(headers).length === 0
         ? undefined
-        : Option.getOrUndefined(HttpTraceContext.fromHeaders(Headers.fromInput(feedback.headers)))
-      return Effect.withSpan(handler(feedback, id), "feedback.receive", {
+        : Option.getOrUndefined(HttpTraceContext.fromHeaders(Headers.fromInput(headers)))
+      const parent = remote ?? fiberParent
+      const receive = tracer.span({
+        name: "feedback.receive",
+        parent: Option.fromUndefinedOr(parent),
+        annotations: Context.empty(),
+        links: [],
+        startTime,
         kind: "consumer",
-        ...(remote === undefined ? {} : { parent: remote }),
-        attributes: {
-          "feedback.transport": "pulse",
-          "feedback.coordinator_id": event.coordinatorId,
-          "feedback.level": event.level,
-          "feedback.source": event.source,
-          "feedback.queue_size": event.queueSize,
-          "feedback.capacity": event.capacity,
-          "pulse.stream": key,
-          "pulse.entry_id": id,
-          "pulse.track": feedback.track
-        },
-        captureStackTrace: false
+        root: parent === undefined,
+        sampled: parent?.sampled ?? true
+      })
+      receive.attribute("feedback.transport", "pulse")
+      receive.attribute("pulse.stream", key)
+      receive.attribute("pulse.entry_id", id)
+      const decode = tracer.span({
+        name: "feedback.decode",
+        parent: Option.some(receive),
+        annotations: Context.empty(),
+        links: [],
+        startTime,
+        kind: "internal",
+        root: false,
+        sampled: receive.sampled
+      })
+      decode.end(decodedAt, decodeExit)
+      return receive
+    }
+    /** A dead-lettered entry (it did not decode): a receive span that failed, `feedback.dead_letter=true`. */
+    const traceDeadLetter = (id: string, startTime: bigint, error: unknown): void => {
+      const at = clock.currentTimeNanosUnsafe()
+      const failed = Exit.fail(error)
+      const receive = openSpans(id, startTime, at, failed, undefined)
+      receive.attribute("feedback.dead_letter", true)
+      receive.end(at, failed)
+    }
+    const handleEntry = (
+      feedback: PulseFeedback,
+      id: string,
+      startTime: bigint,
+      decodedAt: bigint
+    ): Effect.Effect<void, unknown> => {
+      if (!tracing) return handler(feedback, id)
+      return Effect.suspend(() => {
+        const receive = openSpans(id, startTime, decodedAt, Exit.void, feedback.headers)
+        for (const [name, value] of Object.entries(feedbackAttributes(feedback.event))) receive.attribute(name, value)
+        receive.attribute("pulse.track", feedback.track)
+        return handler(feedback, id).pipe(
+          Effect.withParentSpan(receive, { captureStackTrace: false }),
+          Effect.onExit((exit) => Effect.sync(() => receive.end(clock.currentTimeNanosUnsafe(), exit)))
+        )
       })
     }
 
@@ -295,14 +343,18 @@ export const make = (
             ;(dead ??= []).push([id, `max deliveries exceeded (${delivered})`, data ?? "", "max_deliveries"])
             continue
           }
+          const startTime = tracing ? clock.currentTimeNanosUnsafe() : 0n
           if (data === undefined) {
             outcome("unknown", "error").value++
+            if (tracing) traceDeadLetter(id, startTime, new PulseDecodeError({ reason: "the entry has no data field" }))
             ;(dead ??= []).push([id, "the entry has no data field", "", "decode"])
             continue
           }
           const decoded = decodeEntry(data)
+          const decodedAt = tracing ? clock.currentTimeNanosUnsafe() : 0n
           if (Result.isFailure(decoded)) {
             outcome("unknown", "error").value++
+            if (tracing) traceDeadLetter(id, startTime, decoded.failure)
             ;(dead ??= []).push([id, decoded.failure.reason, data, "decode"])
             continue
           }
@@ -318,7 +370,7 @@ export const make = (
             done.push(id)
             continue
           }
-          const exit = yield* Effect.exit(handleEntry(feedback, id))
+          const exit = yield* Effect.exit(handleEntry(feedback, id, startTime, decodedAt))
           if (Exit.isSuccess(exit)) {
             outcome(feedback.track, "success").value++
             stats.handled++

@@ -17,11 +17,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
-import * as References from "effect/References"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import { type BackpressureLevel, levelOrdinal, parseLevel } from "../../contracts/BackpressureLevel.ts"
+import { tracingEnabled } from "../../internal/tracing.ts"
 import * as Cells from "../../metrics/internal/cells.ts"
 import * as Histogram from "../../metrics/internal/histogram.ts"
 import { type MetricDefinition, metricDefinitions, type MetricType } from "../../metrics/MetricDefinitions.ts"
@@ -101,6 +101,8 @@ export const makeMetrics = () => {
   ) => ({ definition, get }) as Series
   return [
     series(metricDefinitions.rateScaleFactor, (b) => ({ value: b.scale })),
+    series(metricDefinitions.rateBase, (b) => ({ value: b.config.refillRate })),
+    series(metricDefinitions.rateCurrent, (b) => ({ value: b.rate })),
     series(metricDefinitions.backpressureState, (b) => ({ value: levelOrdinal(b.pressure) })),
     series(metricDefinitions.tokensGranted, (b) => ({ count: b.granted, incremental: true })),
     series(metricDefinitions.tokensReturned, (b) => ({ count: b.returned, incremental: true })),
@@ -162,7 +164,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   const context = yield* Effect.context<never>()
   // read once: with the native tracer (no exporter) a wait is never recorded
   const tracer = yield* Tracer.Tracer
-  const tracing = tracer !== Tracer.nativeTracer && (yield* References.TracerEnabled)
+  const tracing = yield* tracingEnabled
   const waitThreshold = yield* AcquireWaitSpanThreshold
   const metrics = makeMetrics()
   const runFork = yield* FiberSet.makeRuntime<never, void, never>()
@@ -185,7 +187,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   const now = (): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e9
 
   // A provider's series are registered when it is first used or adjusted:
-  // five series cost far more memory than an idle bucket.
+  // its series cost far more memory than an idle bucket.
   const meter = (b: B.Bucket, provider: string): B.Bucket => {
     if (!b.metered) {
       b.metered = true

@@ -1,10 +1,12 @@
 /**
- * The live console's server side: one producer fiber that, every 500 ms,
- * reads every provider's pacing, the feedback handler's coordinators, the
- * health document and the recent rejections at the edge into one
- * {@link ConsoleSnapshot}, serializes it once and publishes it to every open
- * console (server-sent events); and a history ring (5 minutes at one point
- * per tick) so a page opened now draws the last minutes at once.
+ * The live console's server side: one producer fiber that, every 500 ms while
+ * at least one console is open (parked otherwise: nothing is read when no one
+ * looks), reads every provider's pacing, the feedback handler's
+ * coordinators, the health document and the recent rejections at the edge
+ * into one {@link ConsoleSnapshot}, serializes it once and publishes it to
+ * every open console (server-sent events); and a history ring (5 minutes at
+ * one point per tick) so a page opened now draws the last minutes at once
+ * (of the times a console was open: the producer does not run otherwise).
  *
  * The cost does not grow with the number of consoles: the snapshot is built
  * and serialized once per tick whoever listens; a client only receives the
@@ -20,6 +22,7 @@
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Latch from "effect/Latch"
 import * as PubSub from "effect/PubSub"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -40,7 +43,9 @@ export interface Rejection {
   readonly ts: number
   readonly status: number
   readonly reason: string
-  readonly message: string
+  readonly method: string
+  /** Without the query string. */
+  readonly path: string
 }
 
 /**
@@ -50,7 +55,7 @@ export interface Rejection {
  * @category models
  */
 export interface RejectionLog {
-  readonly record: (status: number, reason: string, message: string) => Effect.Effect<void>
+  readonly record: (status: number, reason: string, method: string, path: string) => Effect.Effect<void>
   /** Newest first. */
   readonly recent: () => ReadonlyArray<Rejection>
 }
@@ -64,10 +69,12 @@ export interface RejectionLog {
 export const makeRejectionLog = (size = 20): RejectionLog => {
   const ring: Array<Rejection> = []
   return {
-    record: (status, reason, message) =>
+    record: (status, reason, method, path) =>
       Effect.map(Clock.currentTimeMillis, (ts) => {
-        // a message may quote a client's header: kept short, and the page shows it as text only
-        ring.push({ ts, status, reason, message: message.length > 160 ? `${message.slice(0, 157)}...` : message })
+        // no message: the console needs no token, and a message may quote a request's body or
+        // headers; the path is the client's, kept short (the page shows it as text only)
+        const shortPath = path.length > 120 ? `${path.slice(0, 117)}...` : path
+        ring.push({ ts, status, reason, method: method.slice(0, 16), path: shortPath })
         if (ring.length > size) ring.shift()
       }),
     recent: () => ring.slice().reverse()
@@ -157,14 +164,21 @@ export interface LiveConsoleOptions {
 export interface LiveConsole {
   /** The snapshot of now (computed on demand, not the last published). */
   readonly snapshot: Effect.Effect<ConsoleSnapshot>
+  /**
+   * The last published snapshot while the producer runs (a console is open),
+   * else `undefined`.
+   */
+  readonly latest: () => ConsoleSnapshot | undefined
   /** Open event streams. */
   readonly clients: () => number
   readonly maxClients: number
   /**
-   * A client's event stream (`retry:`, the history, then every snapshot,
-   * a keep-alive comment line every 15 s), or `undefined` when `maxClients` are open.
-   * The slot is taken now and given back by `release` (call it once, when
-   * the response closes).
+   * A client's event stream (`retry:` and a keep-alive comment line, the
+   * history, then every snapshot, and a keep-alive comment line at least
+   * every 15 s), or `undefined` when `maxClients` are open. The slot is
+   * taken now and given back by `release` (call it once, when the response
+   * closes); the first slot taken starts the producer, the last given back
+   * parks it.
    */
   readonly open: () => Effect.Effect<
     { readonly body: Stream.Stream<Uint8Array>; readonly release: () => void } | undefined
@@ -192,7 +206,9 @@ export const make = (
     const maxClients = options.maxClients ?? 64
     let clients = 0
 
-    // each coordinator's last queue, from the bus (the handler's status keeps only levels)
+    // each coordinator's last queue, from the bus (the handler's status keeps only levels). The bus
+    // keeps each coordinator's latest event too, but only for its subscribers' gaps: its service
+    // exposes no read of that cache, so the console keeps these two numbers itself.
     const queues = new Map<string, { readonly queueSize: number; readonly capacity: number }>()
     yield* bus.consume("console", (event) =>
       Effect.sync(() => {
@@ -242,6 +258,8 @@ export const make = (
             : null
         }
       })
+      // each provider's state is read once above; the health document reads the runtime's provider
+      // once more (its API takes no state: with shared buckets that is one more Redis EVAL per tick)
       const health = yield* runtime.health
       const reasons = health.components.flatMap((component) =>
         component.state === "healthy"
@@ -261,31 +279,43 @@ export const make = (
     })
 
     const history = new Map<string, Array<Point>>()
-    // replay 1: a client that subscribes gets the last snapshot at once, then every next one
-    // the bytes a client is sent, encoded once per tick for every client
-    const pubsub = yield* PubSub.sliding<Uint8Array>({ capacity: 2, replay: 1 })
+    // replay 1: a client that subscribes gets the last snapshot at once, then every next one.
+    // Each item carries the run it was made in: a console opened after none was keeps no
+    // snapshot left from the last run (the replayed one would be minutes old).
+    const pubsub = yield* PubSub.sliding<Published>({ capacity: 2, replay: 1 })
     const closing = yield* Deferred.make<void>()
     yield* Effect.addFinalizer(() => Effect.andThen(Deferred.succeed(closing, undefined), PubSub.shutdown(pubsub)))
 
-    const encoder = new TextEncoder()
+    // open while a console is: the producer waits on it before every tick
+    const running = yield* Latch.make(false)
+    let run = 0
     let ticks = 0
+    let latest: ConsoleSnapshot | undefined
+
+    const encoder = new TextEncoder()
+    const keepAlive = ": keep-alive\n\n"
     const tick = Effect.gen(function*() {
       const snap = yield* snapshot
+      if (clients === 0) return // the last console left while it was read
+      latest = snap
       for (const provider of snap.providers) {
         let points = history.get(provider.name)
         if (points === undefined) history.set(provider.name, points = [])
         points.push([snap.ts, provider.rate, provider.scale])
         if (points.length > historyPoints) points.shift()
       }
-      // a snapshot every 500 ms keeps the stream busy; the comment line is for proxies that want to see one
-      const keepAlive = ticks++ % keepAliveTicks === 0 ? ": keep-alive\n\n" : ""
-      yield* PubSub.publish(pubsub, encoder.encode(`${keepAlive}data: ${JSON.stringify(snap)}\n\n`))
+      // a snapshot every 500 ms keeps the stream busy; the comment line is for proxies that want to see
+      // one (every client also gets one when it connects, so at most 15 s apart whenever it joined)
+      const comment = ++ticks % keepAliveTicks === 0 ? keepAlive : ""
+      yield* PubSub.publish(pubsub, { run, bytes: encoder.encode(`${comment}data: ${JSON.stringify(snap)}\n\n`) })
     })
-    yield* Effect.forkScoped(Effect.forever(Effect.andThen(tick, Effect.sleep(intervalMs))))
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.andThen(running.await, Effect.andThen(tick, Effect.sleep(intervalMs))))
+    )
 
     const preamble = Effect.sync(() =>
       encoder.encode(
-        `retry: 2000\n\nevent: history\ndata: ${
+        `retry: 2000\n${keepAlive}event: history\ndata: ${
           JSON.stringify({ intervalMs, points: Object.fromEntries(history) })
         }\n\n`
       )
@@ -293,18 +323,40 @@ export const make = (
     const open = () =>
       Effect.sync(() => {
         if (clients >= maxClients) return undefined
-        clients++
+        if (clients++ === 0) {
+          // the first console: a new run, the producer ticks at once
+          run++
+          ticks = 0
+          latest = undefined
+          running.openUnsafe()
+        }
+        const mine = run
         let released = false
         const release = () => {
-          if (!released) clients--
+          if (released) return
           released = true
+          if (--clients === 0) {
+            running.closeUnsafe()
+            latest = undefined
+          }
         }
-        const body = Stream.concat(Stream.fromEffect(preamble), Stream.fromPubSub(pubsub)).pipe(
+        const body = Stream.concat(
+          Stream.fromEffect(preamble),
+          Stream.fromPubSub(pubsub).pipe(
+            Stream.filter((item) => item.run === mine),
+            Stream.map((item) => item.bytes)
+          )
+        ).pipe(
           Stream.interruptWhen(Deferred.await(closing)),
           Stream.ensuring(Effect.sync(release))
         )
         return { body, release }
       })
 
-    return { snapshot, clients: () => clients, maxClients, open }
+    return { snapshot, latest: () => latest, clients: () => clients, maxClients, open }
   })
+
+interface Published {
+  readonly run: number
+  readonly bytes: Uint8Array
+}

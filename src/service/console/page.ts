@@ -6,7 +6,7 @@
  * it listens to `/console/events` (an `EventSource`, which reconnects by
  * itself), keeps the last 5 minutes per provider and draws rate and scale as
  * inline SVG. It writes only text nodes for what the server sends (a
- * rejection's message may quote a client's header).
+ * rejection's path is the client's).
  *
  * @since 0.1.0
  */
@@ -61,7 +61,7 @@ export const html: string = `<!doctype html>
   <section>
     <h2>Recent rejections at the edge</h2>
     <table>
-      <thead><tr><th>time</th><th class="num">status</th><th>reason</th><th>message</th></tr></thead>
+      <thead><tr><th>time</th><th class="num">status</th><th>reason</th><th>request</th></tr></thead>
       <tbody id="rejections"></tbody>
     </table>
   </section>
@@ -144,13 +144,12 @@ export const js: string = `"use strict";
     el.dataset.state = state;
     el.textContent = label;
   }
-  function keyed(tbody, key, id, build) {
+  function keyed(tbody, key, id) {
     // one row per id, reused between snapshots (no flicker, stable for selections)
     var row = tbody.querySelector("tr[data-" + key + "=\\"" + CSS.escape(id) + "\\"]");
     if (!row) {
       row = document.createElement("tr");
       row.dataset[key] = id;
-      build(row);
       tbody.appendChild(row);
     }
     row.dataset.seen = "1";
@@ -234,7 +233,7 @@ export const js: string = `"use strict";
       var points = history[p.name] || (history[p.name] = []);
       if (!points.length || points[points.length - 1][0] < snap.ts) points.push([snap.ts, p.rate, p.scale]);
       while (points.length && points[0][0] < snap.ts - WINDOW_MS) points.shift();
-      var row = keyed(providers, "provider", p.name, function () {});
+      var row = keyed(providers, "provider", p.name);
       put(row, "name", p.name);
       put(row, "baseRate", num(p.baseRate) + "/s", "num");
       put(row, "rate", num(p.rate, 2) + "/s", "num");
@@ -253,7 +252,7 @@ export const js: string = `"use strict";
       : "(feedback disabled)";
     var coordinators = $("coordinators");
     snap.coordinators.forEach(function (c) {
-      var row = keyed(coordinators, "coordinator", c.id, function () {});
+      var row = keyed(coordinators, "coordinator", c.id);
       put(row, "id", c.id);
       levelCell(row, "level", c.level);
       put(row, "queue", c.queueSize === null ? "–" : c.queueSize + " / " + c.capacity, "num");
@@ -281,7 +280,7 @@ export const js: string = `"use strict";
       row.appendChild(text("td", new Date(r.ts).toLocaleTimeString()));
       row.appendChild(text("td", r.status, "num"));
       row.appendChild(text("td", r.reason));
-      row.appendChild(text("td", r.message, "msg"));
+      row.appendChild(text("td", r.method + " " + r.path, "msg"));
       rejections.appendChild(row);
     });
     $("updated").textContent = new Date(snap.ts).toLocaleTimeString();

@@ -150,6 +150,8 @@ export interface FeedbackHandle {
    * asks before publishing, to answer "too many coordinators" itself.
    */
   readonly admits: (coordinatorId: string) => Effect.Effect<boolean>
+  /** The queue a held coordinator last reported (size and capacity); undefined for one not held. */
+  readonly queue: (coordinatorId: string) => { readonly queueSize: number; readonly capacity: number } | undefined
 }
 
 /**

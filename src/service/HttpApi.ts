@@ -24,7 +24,6 @@ import { decodeUnknown, encodeJson } from "../contracts/Codec.ts"
 import { coordinatorIdIssue, FeedbackEvent } from "../contracts/FeedbackEvent.ts"
 import { FeedbackPublisher } from "../contracts/FeedbackPublisher.ts"
 import { HealthStatus } from "../contracts/Health.ts"
-import type { FeedbackBus } from "../feedback/FeedbackBus.ts"
 import { feedbackAttributes, tracingEnabled } from "../internal/tracing.ts"
 import { metricDefinitions } from "../metrics/MetricDefinitions.ts"
 import { PipelineMetrics } from "../metrics/PipelineMetrics.ts"
@@ -224,7 +223,7 @@ export const routes = (
 ): Layer.Layer<
   never,
   InvalidHttpOptions,
-  HttpRouter.HttpRouter | FeedbackPublisher | PipelineMetrics | UnifiedRuntime | RateCoordinator | FeedbackBus
+  HttpRouter.HttpRouter | FeedbackPublisher | PipelineMetrics | UnifiedRuntime | RateCoordinator
 > =>
   HttpRouter.use((router) =>
     Effect.gen(function*() {

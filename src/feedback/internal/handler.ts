@@ -62,6 +62,8 @@ export const checkOptions: Check = fields({
 class Slot extends Entry {
   since: number
   lastReport: number
+  /** The capacity it last reported (its queue size is its depth gauge's value). */
+  capacity = 0
   readonly gauges: SlotGauges
   constructor(coordinatorId: string, level: BackpressureLevel, now: number, gauges: SlotGauges) {
     super(coordinatorId, level)
@@ -221,6 +223,7 @@ export const run = (
           return refuse(event, now)
         }
         slot.gauges.depth.value = event.queueSize
+        slot.capacity = event.capacity
         slot.gauges.level.value = levelValue[event.level]
         slot.gauges.lastReport.value = now / 1000
         if (shared !== undefined) {
@@ -327,5 +330,9 @@ export const run = (
         (filter !== undefined && !filter.has(coordinatorId)) || table.get(coordinatorId) !== undefined ||
         table.hasRoom()
       )
-    return { provider, status, clear, admits }
+    const queue = (coordinatorId: string) => {
+      const slot = table.get(coordinatorId)
+      return slot === undefined ? undefined : { queueSize: slot.gauges.depth.value, capacity: slot.capacity }
+    }
+    return { provider, status, clear, admits, queue }
   })

@@ -27,7 +27,6 @@ import * as PubSub from "effect/PubSub"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
-import { FeedbackBus } from "../../feedback/FeedbackBus.ts"
 import { RateCoordinator } from "../../rate/RateCoordinator.ts"
 import { UnifiedRuntime } from "../../runtime/UnifiedRuntime.ts"
 import { version } from "../../version.ts"
@@ -111,7 +110,7 @@ export interface ProviderView {
 export interface CoordinatorView {
   readonly id: string
   readonly level: BackpressureLevel
-  /** From its last event on the bus; null when this process has not seen one since it started. */
+  /** What it last reported (the handler holds it with its level); null only without a handler. */
   readonly queueSize: number | null
   readonly capacity: number | null
   readonly sinceMs: number
@@ -195,28 +194,15 @@ type Point = readonly [t: number, rate: number, scale: number]
  */
 export const make = (
   options: LiveConsoleOptions
-): Effect.Effect<LiveConsole, never, RateCoordinator | UnifiedRuntime | FeedbackBus | Scope.Scope> =>
+): Effect.Effect<LiveConsole, never, RateCoordinator | UnifiedRuntime | Scope.Scope> =>
   Effect.gen(function*() {
     const coordinator = yield* RateCoordinator
     const runtime = yield* UnifiedRuntime
-    const bus = yield* FeedbackBus
     const intervalMs = options.intervalMs ?? 500
     const historyPoints = options.historyPoints ?? 600
     const keepAliveTicks = Math.max(1, Math.round(15_000 / intervalMs))
     const maxClients = options.maxClients ?? 64
     let clients = 0
-
-    // each coordinator's last queue, from the bus (the handler's status keeps only levels). The bus
-    // keeps each coordinator's latest event too, but only for its subscribers' gaps: its service
-    // exposes no read of that cache, so the console keeps these two numbers itself.
-    const queues = new Map<string, { readonly queueSize: number; readonly capacity: number }>()
-    yield* bus.consume("console", (event) =>
-      Effect.sync(() => {
-        queues.delete(event.coordinatorId)
-        queues.set(event.coordinatorId, { queueSize: event.queueSize, capacity: event.capacity })
-        // bounded whatever arrives: the oldest entries go first (a Map keeps insertion order)
-        if (queues.size > 1024) queues.delete(queues.keys().next().value!)
-      }))
 
     const snapshot: Effect.Effect<ConsoleSnapshot> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -242,7 +228,7 @@ export const make = (
       const holders = new Set(status?.holders.map((holder) => holder.coordinatorId) ?? [])
       const total = status?.coordinators.length ?? 0
       const coordinators: Array<CoordinatorView> = (status?.coordinators ?? []).map((c) => {
-        const queue = queues.get(c.coordinatorId)
+        const queue = runtime.feedback?.queue(c.coordinatorId)
         const holding = holders.has(c.coordinatorId)
         return {
           id: c.coordinatorId,

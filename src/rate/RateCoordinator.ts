@@ -112,8 +112,14 @@ export interface ProviderState {
  * `capacity`, refilled at `refillRate × scale` tokens/s, starting full), a
  * circuit breaker and cooldowns. Waiters are served first-in first-out, also
  * for weighted acquires; a rate change re-times them at once; scale 0 pauses
- * the provider completely; an interrupted waiter takes nothing. Time comes
- * only from the `Clock`, so everything runs under `TestClock`.
+ * the provider completely; an interrupted waiter takes nothing. Over any
+ * interval of length `t`, grants stay within `capacity + rate × t`: a late
+ * timer is never credited above the capacity. Time comes only from the
+ * `Clock`, so everything runs under `TestClock`. On Effect's live clock, when
+ * a late wake-up would lose tokens (the room a waiter leaves in the bucket
+ * refills in under 2 ms), the timer yields to the event loop for the last
+ * 2 ms before a grant instead of sleeping, which keeps the rate exact at the
+ * cost of CPU while callers wait.
  *
  * A coordinator lives as long as the scope it was built in. When that scope
  * closes, waiters still parked in `acquire` are interrupted (as takers of a

@@ -7,6 +7,7 @@
  * @internal
  */
 import type * as Deferred from "effect/Deferred"
+import type * as Exit from "effect/Exit"
 import type { BackpressureLevel } from "../../contracts/BackpressureLevel.ts"
 import * as Histogram from "../../metrics/internal/histogram.ts"
 import { metricDefinitions } from "../../metrics/MetricDefinitions.ts"
@@ -24,15 +25,17 @@ export const RESOLUTION_SEC = 1e-6
 const enough = (b: Bucket, tokens: number): boolean => b.tokens + b.rate * RESOLUTION_SEC + 1e-12 >= tokens
 
 /**
- * Timers fire late (Node's timers have a 1 ms grain and the event loop has
- * other work). While waiters are parked, the bucket may accrue this many
- * seconds' worth of tokens above its capacity, so a late wake-up is credited
- * to the waiters instead of being lost: the long-run rate stays exact, and a
- * burst exceeds capacity by at most `rate × LATENESS_CREDIT_SEC`.
+ * A late timer costs tokens only when the bucket would fill up before it
+ * fires: while `capacity − head waiter's tokens` holds at least this many
+ * seconds of refill, a wake-up up to this late loses nothing. With less slack
+ * than that (capacity 1, say), the timer on the live clock stops sleeping
+ * this long before the deadline and yields to the event loop until it is
+ * due, so the long-run rate stays exact without ever letting the bucket hold
+ * more than its capacity.
  *
  * @internal
  */
-export const LATENESS_CREDIT_SEC = 0.005
+export const PRECISE_WINDOW_SEC = 0.002
 
 /** Upper bounds, in seconds, of the wait-time histogram buckets (defined with the metric). @internal */
 export const WAIT_BOUNDARIES: ReadonlyArray<number> = metricDefinitions.waitSeconds.boundaries
@@ -43,12 +46,15 @@ export const Status = { Waiting: 0, Granted: 1, Cancelled: 2 } as const
 /** @internal */
 export type Status = typeof Status[keyof typeof Status]
 
+/** Why a parked waiter is withdrawn: a smaller capacity, an opened breaker, a global cooldown. @internal */
+export type Withdrawn = ExceedsCapacity | CircuitOpen | ProviderInCooldown
+
 /** @internal */
 export interface Waiter {
   readonly tokens: number
   readonly since: number
-  /** Fails when the waiter is withdrawn: a smaller capacity, an opened breaker, a global cooldown. */
-  readonly deferred: Deferred.Deferred<void, ExceedsCapacity | CircuitOpen | ProviderInCooldown>
+  /** Resumes the parked fiber: `Exit.void` when granted, the reason when withdrawn. */
+  readonly resume: (exit: Exit.Exit<void, Withdrawn>) => void
   status: Status
 }
 
@@ -72,15 +78,30 @@ export interface Line {
 }
 
 /**
- * Kept small: a registered provider that is never used costs one object,
- * its configuration being shared with every provider registered alike.
+ * What a used provider counts for its metrics: tokens granted, tokens given
+ * back by waiters interrupted after their grant, acquires granted without
+ * waiting, and how long grants waited (only once something had to wait).
+ * Created when the provider is first used, with its metric series.
+ *
+ * @internal
+ */
+export interface Stats {
+  granted: number
+  returned: number
+  immediate: number
+  waits: Histogram.Histogram | undefined
+}
+
+/**
+ * Kept small: a registered provider that is never used costs one object of
+ * a dozen fields, its configuration being shared with every provider
+ * registered alike; its counters come with its first use.
  *
  * @internal
  */
 export class Bucket {
   config: BucketOptions
   scale = 1
-  rate: number
   tokens: number
   /** Monotonic seconds of the last refill. */
   last: number
@@ -93,34 +114,29 @@ export class Bucket {
   /** While half-open: the trial call's slot is taken until then. */
   probeUntil: number | undefined = undefined
   cooldowns: Map<string, number> | undefined = undefined
-  /**
-   * Tokens granted, tokens given back by waiters interrupted after their
-   * grant, and acquires granted without waiting (read by the metrics).
-   */
-  granted = 0
-  returned = 0
-  immediate = 0
-  /** How long grants waited; only once something had to wait. */
-  waits: Histogram.Histogram | undefined = undefined
-  /** Its metric series are registered (on first use, not at registration). */
-  metered = false
+  /** Set once the provider is used; its metric series are registered then. */
+  stats: Stats | undefined = undefined
 
   constructor(config: BucketOptions, now: number) {
     this.config = config
-    this.rate = config.refillRate
     this.tokens = config.capacity
     this.last = now
   }
+
+  /** The rate in force, tokens/s: `refillRate × scale`. */
+  get rate(): number {
+    return this.config.refillRate * this.scale
+  }
 }
 
-const ceiling = (b: Bucket): number =>
-  b.waiting > 0 ? b.config.capacity + b.rate * LATENESS_CREDIT_SEC : b.config.capacity
+/** The bucket's stats, created on first use. @internal */
+export const stats = (b: Bucket): Stats => b.stats ??= { granted: 0, returned: 0, immediate: 0, waits: undefined }
 
 /** Accrues tokens at the rate in force since the last refill. @internal */
 export const refill = (b: Bucket, now: number): void => {
   const elapsed = now - b.last
   if (elapsed > 0) {
-    const cap = ceiling(b)
+    const cap = b.config.capacity
     const tokens = b.tokens + elapsed * b.rate
     b.tokens = tokens < cap ? tokens : cap
   }
@@ -131,18 +147,18 @@ export const refill = (b: Bucket, now: number): void => {
 export const rescale = (b: Bucket, scale: number, now: number): void => {
   refill(b, now)
   b.scale = scale
-  b.rate = b.config.refillRate * scale
 }
 
 /** Takes tokens at once if nobody is waiting and the bucket is not paused. @internal */
 export const take = (b: Bucket, tokens: number, now: number): boolean => {
-  if (b.waiting > 0 || b.rate === 0) return false
+  if (b.waiting > 0 || b.scale === 0) return false
   refill(b, now)
   if (!enough(b, tokens)) return false
   // may dip a hair below 0 (a grant within RESOLUTION_SEC of its time): the debt carries over, so no drift
   b.tokens -= tokens
-  b.granted += tokens
-  b.immediate++
+  const s = stats(b)
+  s.granted += tokens
+  s.immediate++
   return true
 }
 
@@ -166,12 +182,14 @@ const headWaiter = (line: Line | undefined): Waiter | undefined => {
 }
 
 /** Counts a grant that waited `seconds` in the wait histogram. @internal */
-export const observeWait = (b: Bucket, seconds: number): void =>
-  Histogram.observe(b.waits ??= Histogram.make(WAIT_BOUNDARIES), WAIT_BOUNDARIES, seconds)
+export const observeWait = (b: Bucket, seconds: number): void => {
+  const s = stats(b)
+  Histogram.observe(s.waits ??= Histogram.make(WAIT_BOUNDARIES), WAIT_BOUNDARIES, seconds)
+}
 
 /**
  * Grants parked waiters in order for as long as the tokens last; returns the
- * waiters granted, whose deferreds the caller completes.
+ * waiters granted, whom the caller resumes.
  *
  * @internal
  */
@@ -187,7 +205,7 @@ export const drain = (b: Bucket, now: number): Array<Waiter> | undefined => {
       waiter.status = Status.Granted
       line.head++
       b.waiting--
-      b.granted += waiter.tokens
+      stats(b).granted += waiter.tokens
       observeWait(b, now - waiter.since)
       ;(granted ??= []).push(waiter)
     }
@@ -201,7 +219,6 @@ export const drain = (b: Bucket, now: number): Array<Waiter> | undefined => {
       } else {
         b.line = undefined
       }
-      if (b.tokens > b.config.capacity) b.tokens = b.config.capacity
     } else if (line.head > 1024 && line.head * 2 > line.queue.length) {
       line.queue.splice(0, line.head)
       line.head = 0
@@ -219,8 +236,23 @@ export const drain = (b: Bucket, now: number): Array<Waiter> | undefined => {
 export const nextDeadline = (b: Bucket): number | undefined => {
   const waiter = headWaiter(b.line)
   if (waiter === undefined || b.rate === 0) return undefined
-  const seconds = Math.round((waiter.tokens - b.tokens) / b.rate / RESOLUTION_SEC) * RESOLUTION_SEC
+  // rounded down (float error just below a whole microsecond aside): waking up to a
+  // microsecond early is served (`enough`), while waking late would lose what accrued
+  // past the capacity
+  const seconds = Math.floor((waiter.tokens - b.tokens) / b.rate / RESOLUTION_SEC + 1e-6) * RESOLUTION_SEC
   return seconds > 0 ? seconds : 0
+}
+
+/**
+ * How late, in seconds, the head waiter's grant may come without the bucket
+ * overflowing meanwhile (the refill of `capacity − its tokens`); a wake-up
+ * later than this loses tokens. Infinite while paused or with nobody waiting.
+ *
+ * @internal
+ */
+export const lateTolerance = (b: Bucket): number => {
+  const waiter = headWaiter(b.line)
+  return waiter === undefined || b.scale === 0 ? Infinity : (b.config.capacity - waiter.tokens) / b.rate
 }
 
 /**
@@ -234,9 +266,8 @@ export const cancel = (b: Bucket, waiter: Waiter, now: number): void => {
   refill(b, now)
   if (waiter.status === Status.Granted) {
     b.tokens += waiter.tokens
-    b.returned += waiter.tokens
-    const cap = ceiling(b)
-    if (b.tokens > cap) b.tokens = cap
+    stats(b).returned += waiter.tokens
+    if (b.tokens > b.config.capacity) b.tokens = b.config.capacity
   } else if (waiter.status === Status.Waiting) {
     waiter.status = Status.Cancelled
     b.waiting--
@@ -245,7 +276,7 @@ export const cancel = (b: Bucket, waiter: Waiter, now: number): void => {
 
 /**
  * Withdraws, in order, the parked waiters `select` picks; the others keep
- * their place. The caller completes the deferreds of those returned.
+ * their place. The caller resumes those returned.
  *
  * @internal
  */

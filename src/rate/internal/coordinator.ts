@@ -104,11 +104,14 @@ export const makeMetrics = () => {
     series(metricDefinitions.rateBase, (b) => ({ value: b.config.refillRate })),
     series(metricDefinitions.rateCurrent, (b) => ({ value: b.rate })),
     series(metricDefinitions.backpressureState, (b) => ({ value: levelOrdinal(b.pressure) })),
-    series(metricDefinitions.tokensGranted, (b) => ({ count: b.granted, incremental: true })),
-    series(metricDefinitions.tokensReturned, (b) => ({ count: b.returned, incremental: true })),
+    series(metricDefinitions.tokensGranted, (b) => ({ count: B.stats(b).granted, incremental: true })),
+    series(metricDefinitions.tokensReturned, (b) => ({ count: B.stats(b).returned, incremental: true })),
     series(metricDefinitions.waiters, (b) => ({ value: b.waiting })),
     // immediate grants waited 0 s: they count in every bucket
-    series(metricDefinitions.waitSeconds, (b) => Histogram.state(b.waits, B.WAIT_BOUNDARIES, b.immediate))
+    series(metricDefinitions.waitSeconds, (b) => {
+      const stats = B.stats(b)
+      return Histogram.state(stats.waits, B.WAIT_BOUNDARIES, stats.immediate)
+    })
   ] as const
 }
 
@@ -158,9 +161,19 @@ export const admitLocal = (
   return undefined
 }
 
+// the global `performance` is a getter in Node: read it once
+const performance_ = globalThis.performance
+const exitTrue = Exit.succeed(true)
+const exitFalse = Exit.succeed(false)
+
 /** @internal */
 export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope> = Effect.gen(function*() {
   const clock = yield* Clock.Clock
+  // Effect's own live clock is read through `performance.now()`, the same
+  // monotonic time without the BigInt `monotonicTimeNanosUnsafe` allocates on
+  // every call; and its timers can be made precise (see `timer`). Any other
+  // clock (a `TestClock`, an application's own) is read and slept on as given.
+  const live = clock === Context.get(Context.empty(), Clock.Clock)
   const context = yield* Effect.context<never>()
   // read once: with the native tracer (no exporter) a wait is never recorded
   const tracer = yield* Tracer.Tracer
@@ -178,28 +191,37 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     Effect.sync(() => {
       closed = true
       for (const b of buckets.values()) {
-        for (const waiter of B.withdraw(b, () => true)) Deferred.doneUnsafe(waiter.deferred, Exit.interrupt())
+        for (const waiter of B.withdraw(b, () => true)) waiter.resume(Exit.interrupt())
       }
       for (const remove of unregister.values()) remove()
     })
   )
 
-  const now = (): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e9
+  const now: () => number = live
+    ? () => performance_.now() / 1000
+    : () => Number(clock.monotonicTimeNanosUnsafe()) / 1e9
 
   // A provider's series are registered when it is first used or adjusted:
   // its series cost far more memory than an idle bucket.
   const meter = (b: B.Bucket, provider: string): B.Bucket => {
-    if (!b.metered) {
-      b.metered = true
+    if (b.stats === undefined) {
+      B.stats(b)
       unregister.set(provider, registerMetrics(metrics, b, provider, context))
     }
     return b
   }
 
+  // resumed only once the drain is done: a waiter resumes at once, and must find the line as it now is
   const complete = (granted: Array<B.Waiter> | undefined): void => {
-    if (granted !== undefined) { for (const waiter of granted) Deferred.doneUnsafe(waiter.deferred, Exit.void) }
+    if (granted !== undefined) { for (const waiter of granted) waiter.resume(Exit.void) }
   }
 
+  // Serves a line until it is empty: grants what is due, then sleeps until the
+  // head waiter's tokens have accrued or something changes (`line.wake`).
+  // When a late wake-up would cost tokens (too little room in the bucket, see
+  // `B.PRECISE_WINDOW_SEC`), the live clock's timer sleeps only to the window
+  // and then yields to the event loop until the deadline: Node's timers have a
+  // 1 ms grain, and the bucket may never hold more than its capacity.
   const timer = (b: B.Bucket, line: B.Line): Effect.Effect<void> =>
     Effect.suspend(() => {
       complete(B.drain(b, now()))
@@ -208,9 +230,17 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         if (b.line === line && b.waiting === 0) b.line = undefined
         return Effect.void
       }
+      let deadline = B.nextDeadline(b)
+      if (deadline !== undefined && live && B.lateTolerance(b) < B.PRECISE_WINDOW_SEC) {
+        if (deadline <= B.PRECISE_WINDOW_SEC) {
+          // every turn re-reads the line, so nothing needs to wake it meanwhile
+          line.wake = undefined
+          return Effect.flatMap(Effect.yieldNow, () => timer(b, line))
+        }
+        deadline -= B.PRECISE_WINDOW_SEC
+      }
       const wake = Deferred.makeUnsafe<void>()
       line.wake = wake
-      const deadline = B.nextDeadline(b)
       const sleep = deadline === undefined
         ? Deferred.await(wake)
         : Effect.raceFirst(clock.sleep(Duration.seconds(deadline)), Deferred.await(wake))
@@ -257,48 +287,87 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     }
   }
 
+  // Parks the caller in line: one callback, whose registration and withdrawal
+  // are each atomic, and nothing else per waiter (a parked waiter is its fiber,
+  // this callback and a four-field record).
   const park = (
     b: B.Bucket,
     provider: string,
     tokens: number,
     since: number
-  ): Effect.Effect<void, ExceedsCapacity | CircuitOpen | ProviderInCooldown | CoordinatorClosed> =>
-    Effect.uninterruptibleMask((
-      restore
-    ): Effect.Effect<void, ExceedsCapacity | CircuitOpen | ProviderInCooldown | CoordinatorClosed> => {
-      // the scope may have closed since `admit`, if this fiber yielded in between
-      if (closed) return Effect.fail(new CoordinatorClosed({ provider }))
-      const waiter: B.Waiter = {
-        tokens,
-        since,
-        deferred: Deferred.makeUnsafe<void, ExceedsCapacity | CircuitOpen | ProviderInCooldown>(),
-        status: B.Status.Waiting
-      }
+  ): Effect.Effect<void, B.Withdrawn> => {
+    const waited = Effect.callback<void, B.Withdrawn>((resume) => {
+      const waiter: B.Waiter = { tokens, since, resume, status: B.Status.Waiting }
       B.enqueue(b, waiter)
       reschedule(b, since)
-      const waited = restore(Deferred.await(waiter.deferred)).pipe(
-        Effect.onInterrupt(() =>
-          Effect.sync(() => {
-            const at = now()
-            B.cancel(b, waiter, at)
-            reschedule(b, at)
-          })
-        )
-      )
-      return tracing ? Effect.onExit(waited, recordWait(provider, tokens, since)) : waited
+      // interrupted while parked: leave the line, or give back a grant not yet taken up
+      return Effect.sync(() => {
+        const at = now()
+        B.cancel(b, waiter, at)
+        reschedule(b, at)
+      })
     })
+    return tracing ? Effect.onExit(waited, recordWait(provider, tokens, since)) : waited
+  }
 
   // Checks shared by acquire and tryAcquire; returns the bucket or an error.
   const admit = (
+    b: B.Bucket | undefined,
     provider: string,
     tokens: number,
     at: number
   ): B.Bucket | AcquireError => {
     if (closed) return new CoordinatorClosed({ provider })
-    const b = buckets.get(provider)
     if (b === undefined) return new UnknownProvider({ provider })
-    if (!b.metered) meter(b, provider)
+    if (b.stats === undefined) meter(b, provider)
     return admitLocal(b, provider, tokens, at) ?? b
+  }
+
+  // `b` is the provider's bucket when the effect was built, or undefined if it was not registered then.
+  const acquiring = (b: B.Bucket | undefined, provider: string, tokens: number): Effect.Effect<void, AcquireError> => {
+    const at = now()
+    const admitted = admit(b ?? buckets.get(provider), provider, tokens, at)
+    if (!(admitted instanceof B.Bucket)) return Exit.fail(admitted)
+    if (admitted.openUntil === undefined) {
+      return B.take(admitted, tokens, at) ? Exit.void : park(admitted, provider, tokens, at)
+    }
+    // half-open with the trial slot free: this call is the trial; if it is
+    // interrupted before its grant, it never made the call
+    const claim = B.claimProbe(admitted, at)
+    return B.take(admitted, tokens, at)
+      ? Exit.void
+      : Effect.onInterrupt(
+        park(admitted, provider, tokens, at),
+        () => Effect.sync(() => B.releaseProbe(admitted, claim))
+      )
+  }
+
+  const trying = (b: B.Bucket | undefined, provider: string, tokens: number): Effect.Effect<boolean, AcquireError> => {
+    const at = now()
+    const admitted = admit(b ?? buckets.get(provider), provider, tokens, at)
+    if (!(admitted instanceof B.Bucket)) return Exit.fail(admitted)
+    const granted = B.take(admitted, tokens, at)
+    // half-open: a granted try is the trial call
+    if (granted && admitted.openUntil !== undefined) B.claimProbe(admitted, at)
+    return granted ? exitTrue : exitFalse
+  }
+
+  // The effects of the commonest calls, `acquire(p)` and `tryAcquire(p)`, are
+  // built once per registered provider (an effect is only a description; it
+  // reads the bucket each time it runs), so calling them allocates nothing.
+  const acquireOne = new Map<string, Effect.Effect<void, AcquireError>>()
+  const tryOne = new Map<string, Effect.Effect<boolean, AcquireError>>()
+  const once = <A>(
+    cache: Map<string, Effect.Effect<A, AcquireError>>,
+    provider: string,
+    run: (b: B.Bucket | undefined, provider: string, tokens: number) => Effect.Effect<A, AcquireError>
+  ): Effect.Effect<A, AcquireError> => {
+    const cached = cache.get(provider)
+    if (cached !== undefined) return cached
+    const b = buckets.get(provider)
+    const effect = Effect.suspend(() => run(b, provider, 1))
+    if (b !== undefined) cache.set(provider, effect)
+    return effect
   }
 
   const ignored = (provider: string, what: string) =>
@@ -331,7 +400,6 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         const b = existing
         b.config = config
         b.scale = 1
-        b.rate = config.refillRate
         b.tokens = config.capacity
         b.last = at
         b.pressure = "ok"
@@ -340,8 +408,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         b.cooldowns = undefined
         b.probeUntil = undefined
         for (const waiter of B.withdraw(b, (waiter) => waiter.tokens > config.capacity)) {
-          Deferred.doneUnsafe(
-            waiter.deferred,
+          waiter.resume(
             Exit.fail(new ExceedsCapacity({ provider: name, tokens: waiter.tokens, capacity: config.capacity }))
           )
         }
@@ -350,29 +417,14 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
       }),
 
     acquire: (provider, tokens = 1) =>
-      Effect.suspend(() => {
-        const at = now()
-        const b = admit(provider, tokens, at)
-        if (!(b instanceof B.Bucket)) return Effect.fail(b)
-        if (b.openUntil === undefined) return B.take(b, tokens, at) ? Effect.void : park(b, provider, tokens, at)
-        // half-open with the trial slot free: this call is the trial; if it is
-        // interrupted before its grant, it never made the call
-        const claim = B.claimProbe(b, at)
-        return B.take(b, tokens, at)
-          ? Effect.void
-          : Effect.onInterrupt(park(b, provider, tokens, at), () => Effect.sync(() => B.releaseProbe(b, claim)))
-      }),
+      tokens === 1
+        ? once(acquireOne, provider, acquiring)
+        : Effect.suspend(() => acquiring(undefined, provider, tokens)),
 
     tryAcquire: (provider, tokens = 1) =>
-      Effect.suspend(() => {
-        const at = now()
-        const b = admit(provider, tokens, at)
-        if (!(b instanceof B.Bucket)) return Effect.fail(b)
-        const granted = B.take(b, tokens, at)
-        // half-open: a granted try is the trial call
-        if (granted && b.openUntil !== undefined) B.claimProbe(b, at)
-        return Effect.succeed(granted)
-      }),
+      tokens === 1
+        ? once(tryOne, provider, trying)
+        : Effect.suspend(() => trying(undefined, provider, tokens)),
 
     setBudgetScale: (provider, scale) =>
       Number.isFinite(scale)
@@ -428,7 +480,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
         // waiters already in line would otherwise be granted through the open breaker
         const retryAfterSec = b.config.breakerTimeoutSec
         for (const waiter of B.withdraw(b, () => true)) {
-          Deferred.doneUnsafe(waiter.deferred, Exit.fail(new CircuitOpen({ provider, retryAfterSec, probing: false })))
+          waiter.resume(Exit.fail(new CircuitOpen({ provider, retryAfterSec, probing: false })))
         }
         reschedule(b, at)
         return Effect.logWarning(`circuit opened for provider ${provider} for ${retryAfterSec} s`)
@@ -450,8 +502,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
           if (scope === "global") {
             // waiters already in line would otherwise be granted during the cooldown
             for (const waiter of B.withdraw(b, () => true)) {
-              Deferred.doneUnsafe(
-                waiter.deferred,
+              waiter.resume(
                 Exit.fail(new ProviderInCooldown({ provider, remainingSec: B.cooldownRemaining(b, "global", at) }))
               )
             }

@@ -193,8 +193,8 @@ export const make = (
     const nowMs = (): number => Number(clock.monotonicTimeNanosUnsafe()) / 1e6
 
     const meter = (s: Shared): Shared => {
-      if (!s.local.metered) {
-        s.local.metered = true
+      if (s.local.stats === undefined) {
+        B.stats(s.local)
         unregister.push(registerMetrics(metrics, s.local, s.name, context))
         for (
           const registration of [
@@ -260,7 +260,7 @@ export const make = (
     const take = (s: Shared, waiter: Waiter, now: number): void => {
       waiter.status = Status.Granted
       s.local.waiting--
-      s.local.granted += waiter.tokens
+      B.stats(s.local).granted += waiter.tokens
       B.observeWait(s.local, Math.max(0, now / 1000 - waiter.since))
     }
 
@@ -345,7 +345,6 @@ export const make = (
         s.head = { ...s.head, base: Number(base), burst: Number(burst) }
       }
       s.local.scale = Number(scale)
-      s.local.rate = Number(base) * Number(scale)
       const parsed = parseLevel(level)
       if (Result.isSuccess(parsed)) s.local.pressure = parsed.success
       retime(s)
@@ -698,7 +697,7 @@ export const make = (
     const cancel = (s: Shared, waiter: Waiter): void => {
       if (waiter.status === Status.Granted) {
         // granted but interrupted before it resumed: the tokens go back
-        s.local.returned += waiter.tokens
+        B.stats(s.local).returned += waiter.tokens
         if (waiter.gen !== "") release(s, waiter.ticket, waiter.tokens, waiter.gen)
         return
       }
@@ -823,8 +822,9 @@ export const make = (
           if (!(s instanceof Shared)) return Effect.fail(s)
           if (s.local.openUntil !== undefined) B.claimProbe(s.local, nowMs() / 1000)
           if (s.local.waiting === 0 && fromLease(s, tokens)) {
-            s.local.granted += tokens
-            s.local.immediate++
+            const stats = B.stats(s.local)
+            stats.granted += tokens
+            stats.immediate++
             return Effect.void
           }
           return park(s, tokens)
@@ -849,8 +849,9 @@ export const make = (
           adopt(s, result.success, nowMs())
           const granted = result.success[0] === 1
           if (granted) {
-            s.local.granted += tokens
-            s.local.immediate++
+            const stats = B.stats(s.local)
+            stats.granted += tokens
+            stats.immediate++
             if (s.local.openUntil !== undefined) B.claimProbe(s.local, nowMs() / 1000)
           }
           return granted

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Exit, Fiber, Metric, Schema, Scope } from "effect"
+import { Clock, Effect, Exit, Fiber, Logger, Metric, References, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { type AcquireError, type CircuitOpen, type ProviderOptions, RateCoordinator } from "market-data-pipeline"
 
@@ -206,6 +206,29 @@ describe("interruption", () => {
 })
 
 describe("scales and providers", () => {
+  it.effect("scale and pressure changes are logged at debug level, and only when debug is on", () => {
+    const lines: Array<string> = []
+    const logger = Logger.layer([Logger.make((options) => {
+      lines.push(`${options.logLevel} ${String(Array.isArray(options.message) ? options.message[0] : options.message)}`)
+    })])
+    return withCoordinator(Effect.gen(function*() {
+      const coordinator = yield* RateCoordinator
+      yield* coordinator.registerProvider("p", { capacity: 10, refillRate: 100 })
+      yield* coordinator.setBudgetScale("p", 0.5)
+      yield* coordinator.setGlobalPressure("p", "soft")
+      assert.deepStrictEqual(lines, [])
+      yield* Effect.provideService(
+        Effect.andThen(coordinator.setBudgetScale("p", 0.25), coordinator.setGlobalPressure("p", "HARD")),
+        References.MinimumLogLevel,
+        "Debug"
+      )
+      assert.deepStrictEqual(lines, [
+        "Debug scaled p rate: 50 → 25 tokens/s (scale 0.25)",
+        "Debug provider p backpressure: soft → hard"
+      ])
+    })).pipe(Effect.provide(logger))
+  })
+
   it.effect("the reference sequence: base 100 scaled 0.5 → 50, 0.25 → 25, 1.0 → 100", () =>
     withCoordinator(Effect.gen(function*() {
       const coordinator = yield* RateCoordinator

@@ -16,7 +16,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberSet from "effect/FiberSet"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import * as References from "effect/References"
 import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
@@ -373,15 +375,17 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   const ignored = (provider: string, what: string) =>
     Effect.logWarning(`provider ${JSON.stringify(provider)} is not registered, ignoring ${what}`)
 
+  // `debug`: whether a debug line would be logged, so the hot setters build none otherwise
   const withBucket = <E>(
     provider: string,
     what: string,
-    f: (b: B.Bucket, at: number) => Effect.Effect<void, E> | void
+    f: (b: B.Bucket, at: number, debug: boolean) => Effect.Effect<void, E> | void
   ): Effect.Effect<void, E> =>
-    Effect.suspend(() => {
+    Effect.withFiber((fiber) => {
       const b = buckets.get(provider)
       if (b === undefined) return ignored(provider, what)
-      return f(meter(b, provider), now()) ?? Effect.void
+      const debug = !LogLevel.isGreaterThan(fiber.getRef(References.MinimumLogLevel), "Debug")
+      return f(meter(b, provider), now(), debug) ?? Exit.void
     })
 
   return {
@@ -428,28 +432,31 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
 
     setBudgetScale: (provider, scale) =>
       Number.isFinite(scale)
-        ? withBucket(provider, "scale adjustment", (b, at) => {
+        ? withBucket(provider, "scale adjustment", (b, at, debug) => {
           const clamped = clampScale(scale)
           if (clamped === b.scale) return
           const before = b.rate
           B.rescale(b, clamped, at)
           reschedule(b, at)
-          return Effect.logDebug(`scaled ${provider} rate: ${before} → ${b.rate} tokens/s (scale ${clamped})`)
+          if (debug) {
+            return Effect.logDebug(`scaled ${provider} rate: ${before} → ${b.rate} tokens/s (scale ${clamped})`)
+          }
         })
         : Effect.fail(new InvalidScale({ provider, scale })),
 
-    setGlobalPressure: (provider, level) =>
-      Effect.suspend(() => {
-        const parsed = parseLevel(level)
-        if (Result.isFailure(parsed)) return Effect.fail(parsed.failure)
-        const next = parsed.success
-        return withBucket(provider, "pressure state", (b) => {
+    setGlobalPressure: (provider, level) => {
+      const apply = (next: BackpressureLevel) =>
+        withBucket(provider, "pressure state", (b, _at, debug) => {
           const before: BackpressureLevel = b.pressure
           if (before === next) return
           b.pressure = next
-          return Effect.logDebug(`provider ${provider} backpressure: ${before} → ${next}`)
+          if (debug) return Effect.logDebug(`provider ${provider} backpressure: ${before} → ${next}`)
         })
-      }),
+      // a level as the handler sends it needs no parsing
+      if (level === "ok" || level === "soft" || level === "hard") return apply(level)
+      const parsed = parseLevel(level)
+      return Result.isFailure(parsed) ? Effect.fail(parsed.failure) : apply(parsed.success)
+    },
 
     state: (provider) =>
       Effect.suspend(() => {

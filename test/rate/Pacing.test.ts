@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Fiber, Schema } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { RateCoordinator } from "market-data-pipeline"
 import { RESOLUTION_SEC } from "../../src/rate/internal/bucket.ts"
@@ -103,4 +103,30 @@ describe("pacing: never more than the bucket allows", () => {
       }),
     { arbitrary: { size: 40, runs: 200 } }
   )
+})
+
+describe("pacing on Effect's live clock (no timing asserted)", () => {
+  it.live("capacity 1 at 2000/s: the precise wait serves every waiter in order, follows a scale change, and ends with the scope", () =>
+    Effect.gen(function*() {
+      const order: Array<number> = []
+      const scope = yield* Scope.make()
+      const coordinator = yield* Scope.provide(RateCoordinator.make, scope)
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 2000 })
+      const fibers = yield* Effect.forEach(
+        Array.from({ length: 40 }, (_, i) => i),
+        (i) => Effect.forkChild(Effect.andThen(coordinator.acquire("p"), Effect.sync(() => order.push(i)))),
+        { concurrency: 1 }
+      )
+      // re-timed while the timer waits turn by turn: a pause, then full rate again
+      yield* coordinator.setBudgetScale("p", 0)
+      yield* coordinator.setBudgetScale("p", 1)
+      yield* Fiber.joinAll(fibers)
+      assert.deepStrictEqual(order, Array.from({ length: 40 }, (_, i) => i))
+      // a waiter parked in the precise wait when the scope closes is interrupted, and nothing is left running
+      yield* coordinator.tryAcquire("p")
+      const parked = yield* Effect.forkChild(coordinator.acquire("p"))
+      yield* Effect.yieldNow
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(parked)))
+    }))
 })

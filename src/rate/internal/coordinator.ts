@@ -221,33 +221,70 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   // Serves a line until it is empty: grants what is due, then sleeps until the
   // head waiter's tokens have accrued or something changes (`line.wake`).
   // When a late wake-up would cost tokens (too little room in the bucket, see
-  // `B.PRECISE_WINDOW_SEC`), the live clock's timer sleeps only to the window
-  // and then yields to the event loop until the deadline: Node's timers have a
-  // 1 ms grain, and the bucket may never hold more than its capacity.
-  const timer = (b: B.Bucket, line: B.Line): Effect.Effect<void> =>
-    Effect.suspend(() => {
-      complete(B.drain(b, now()))
-      if (b.waiting === 0 || b.line !== line) {
-        line.timer = false
-        if (b.line === line && b.waiting === 0) b.line = undefined
-        return Effect.void
+  // `B.PRECISE_WINDOW_SEC`), the live clock's timer sleeps only to the window,
+  // then waits for the deadline turn by turn of the event loop (`preciseWait`).
+  const timer = (b: B.Bucket, line: B.Line): Effect.Effect<void> => {
+    const step: Effect.Effect<void> = Effect.suspend(() => serve(b, line, step))
+    return step
+  }
+
+  // Resumes at `due` (seconds of `now`), or at once when the line is woken:
+  // polls the clock once per turn of the event loop (`setImmediate`, so I/O
+  // and other fibers go on), and reads it without yielding for the last
+  // `B.BUSY_WINDOW_SEC`, as a turn takes longer than the microsecond a grant
+  // may be late without costing the rate. Plain callbacks rather than a fiber
+  // yielding per turn: a turn then allocates next to nothing, where a
+  // fiber's yield allocates enough to make the garbage collector pause
+  // (and every pause is a late grant). Only on Effect's live clock.
+  const preciseWait = (line: B.Line, due: number): Effect.Effect<void> =>
+    Effect.callback<void>((resume) => {
+      let handle: ReturnType<typeof setImmediate> | undefined
+      const done = () => {
+        line.wake = undefined
+        resume(Exit.void)
       }
-      let deadline = B.nextDeadline(b)
-      if (deadline !== undefined && live && B.lateTolerance(b) < B.PRECISE_WINDOW_SEC) {
-        if (deadline <= B.PRECISE_WINDOW_SEC) {
-          // every turn re-reads the line, so nothing needs to wake it meanwhile
-          line.wake = undefined
-          return Effect.flatMap(Effect.yieldNow, () => timer(b, line))
+      const poll = () => {
+        handle = undefined
+        if (due - now() > B.BUSY_WINDOW_SEC) {
+          handle = setImmediate(poll)
+          return
         }
-        deadline -= B.PRECISE_WINDOW_SEC
+        while (now() < due) {
+          // a few dozen microseconds at most
+        }
+        done()
       }
-      const wake = Deferred.makeUnsafe<void>()
-      line.wake = wake
-      const sleep = deadline === undefined
-        ? Deferred.await(wake)
-        : Effect.raceFirst(clock.sleep(Duration.seconds(deadline)), Deferred.await(wake))
-      return Effect.flatMap(sleep, () => timer(b, line))
+      line.wake = () => {
+        if (handle !== undefined) clearImmediate(handle)
+        done()
+      }
+      handle = setImmediate(poll)
+      return Effect.sync(() => {
+        if (handle !== undefined) clearImmediate(handle)
+        line.wake = undefined
+      })
     })
+
+  const serve = (b: B.Bucket, line: B.Line, step: Effect.Effect<void>): Effect.Effect<void> => {
+    complete(B.drain(b, now()))
+    if (b.waiting === 0 || b.line !== line) {
+      line.timer = false
+      if (b.line === line && b.waiting === 0) b.line = undefined
+      return Effect.void
+    }
+    let deadline = B.nextDeadline(b)
+    if (deadline !== undefined && live && B.lateTolerance(b) < B.PRECISE_WINDOW_SEC) {
+      // the deadline counts from the last refill
+      if (deadline <= B.PRECISE_WINDOW_SEC) return Effect.andThen(preciseWait(line, b.last + deadline), step)
+      deadline -= B.PRECISE_WINDOW_SEC
+    }
+    const wake = Deferred.makeUnsafe<void>()
+    line.wake = () => Deferred.doneUnsafe(wake, Exit.void)
+    const sleep = deadline === undefined
+      ? Deferred.await(wake)
+      : Effect.raceFirst(clock.sleep(Duration.seconds(deadline)), Deferred.await(wake))
+    return Effect.andThen(sleep, step)
+  }
 
   // A wait over the threshold, recorded after the fact as a span over the wait
   // (its start is known only once it has lasted long enough to matter).
@@ -282,7 +319,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     const line = b.line
     if (b.waiting === 0 || line === undefined) return
     if (line.timer) {
-      if (line.wake !== undefined) Deferred.doneUnsafe(line.wake, Exit.void)
+      if (line.wake !== undefined) line.wake()
     } else {
       line.timer = true
       runFork(timer(b, line))
@@ -357,18 +394,37 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   // The effects of the commonest calls, `acquire(p)` and `tryAcquire(p)`, are
   // built once per registered provider (an effect is only a description; it
   // reads the bucket each time it runs), so calling them allocates nothing.
+  // Running one first tries the plain case (open, no breaker or cooldown, a
+  // token there and nobody waiting) with nothing but the bucket arithmetic.
+  const plain = (b: B.Bucket, at: number): boolean =>
+    !closed && b.openUntil === undefined && b.cooldowns === undefined && b.stats !== undefined && B.take(b, 1, at)
   const acquireOne = new Map<string, Effect.Effect<void, AcquireError>>()
   const tryOne = new Map<string, Effect.Effect<boolean, AcquireError>>()
-  const once = <A>(
-    cache: Map<string, Effect.Effect<A, AcquireError>>,
-    provider: string,
-    run: (b: B.Bucket | undefined, provider: string, tokens: number) => Effect.Effect<A, AcquireError>
-  ): Effect.Effect<A, AcquireError> => {
-    const cached = cache.get(provider)
-    if (cached !== undefined) return cached
-    const b = buckets.get(provider)
-    const effect = Effect.suspend(() => run(b, provider, 1))
-    if (b !== undefined) cache.set(provider, effect)
+  // the last provider asked for, as most calls in a row name the same one
+  let lastAcquire: [string, Effect.Effect<void, AcquireError>] = ["", Exit.void]
+  let lastTry: [string, Effect.Effect<boolean, AcquireError>] = ["", exitTrue]
+  const acquireOnce = (provider: string): Effect.Effect<void, AcquireError> => {
+    if (lastAcquire[0] === provider) return lastAcquire[1]
+    let effect = acquireOne.get(provider)
+    if (effect === undefined) {
+      const b = buckets.get(provider)
+      if (b === undefined) return Effect.suspend(() => acquiring(undefined, provider, 1))
+      effect = Effect.suspend(() => plain(b, now()) ? Exit.void : acquiring(b, provider, 1))
+      acquireOne.set(provider, effect)
+    }
+    lastAcquire = [provider, effect]
+    return effect
+  }
+  const tryOnce = (provider: string): Effect.Effect<boolean, AcquireError> => {
+    if (lastTry[0] === provider) return lastTry[1]
+    let effect = tryOne.get(provider)
+    if (effect === undefined) {
+      const b = buckets.get(provider)
+      if (b === undefined) return Effect.suspend(() => trying(undefined, provider, 1))
+      effect = Effect.suspend(() => plain(b, now()) ? exitTrue : trying(b, provider, 1))
+      tryOne.set(provider, effect)
+    }
+    lastTry = [provider, effect]
     return effect
   }
 
@@ -421,14 +477,10 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
       }),
 
     acquire: (provider, tokens = 1) =>
-      tokens === 1
-        ? once(acquireOne, provider, acquiring)
-        : Effect.suspend(() => acquiring(undefined, provider, tokens)),
+      tokens === 1 ? acquireOnce(provider) : Effect.suspend(() => acquiring(undefined, provider, tokens)),
 
     tryAcquire: (provider, tokens = 1) =>
-      tokens === 1
-        ? once(tryOne, provider, trying)
-        : Effect.suspend(() => trying(undefined, provider, tokens)),
+      tokens === 1 ? tryOnce(provider) : Effect.suspend(() => trying(undefined, provider, tokens)),
 
     setBudgetScale: (provider, scale) =>
       Number.isFinite(scale)

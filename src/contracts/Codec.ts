@@ -103,21 +103,26 @@ export const decodeUnknown = <A>(
  */
 export const decodeJson = <A>(schema: Schema.Codec<A, unknown>): (text: string) => Effect.Effect<A, ContractError> => {
   const decode = decodeUnknown(schema)
+  const fast = codecOf(schema)?.decode
   return (text) => {
     let input: unknown
     try {
       input = JSON.parse(text)
     } catch (error) {
-      return Exit.fail(
-        new ContractError({
-          contract: contractName(schema),
-          issues: [{ path: "(root)", message: `invalid JSON (${(error as Error).message})` }]
-        })
-      )
+      return Exit.fail(invalidJson(schema, error))
     }
-    return decode(input)
+    if (fast === undefined) return decode(input)
+    // the common case in one call: the codec's verdict, the schema only to say what is wrong
+    const value = fast(input)
+    return value === Invalid ? decodeWithSchema(schema, input) : Exit.succeed(value as A)
   }
 }
+
+const invalidJson = (schema: Schema.Top, error: unknown): ContractError =>
+  new ContractError({
+    contract: contractName(schema),
+    issues: [{ path: "(root)", message: `invalid JSON (${(error as Error).message})` }]
+  })
 
 /**
  * Encodes a value as the Python side's `model_dump_json()` does, byte for

@@ -13,6 +13,32 @@ const fields = {
   ts: Wire.float("ts")
 }
 
+// The hot path's decoder (every event the pipeline receives passes it): the
+// fields' rules written out, in their order. It must answer exactly as the
+// decoder compiled from `fields` does (test/contracts pins the two together).
+const decodeFeedbackEvent = (u: unknown): unknown => {
+  if (typeof u !== "object" || u === null || Array.isArray(u)) return Wire.Invalid
+  const input = u as Record<string, unknown>
+  const coordinatorId = input.coordinator_id
+  if (typeof coordinatorId !== "string" || !coordinatorId.isWellFormed()) return Wire.Invalid
+  const queueSize = input.queue_size
+  if (typeof queueSize !== "number" || !Number.isSafeInteger(queueSize) || queueSize < 0) return Wire.Invalid
+  const capacity = input.capacity
+  if (typeof capacity !== "number" || !Number.isSafeInteger(capacity) || capacity <= 0) return Wire.Invalid
+  const level = input.level
+  if (level !== "ok" && level !== "soft" && level !== "hard") return Wire.Invalid
+  let source = input.source
+  if (source === undefined) {
+    if (Object.hasOwn(input, "source")) return Wire.Invalid
+    source = "store"
+  } else if (typeof source !== "string" || !source.isWellFormed()) {
+    return Wire.Invalid
+  }
+  const ts = input.ts
+  if (typeof ts !== "number" || !Number.isFinite(ts)) return Wire.Invalid
+  return { coordinatorId, queueSize, capacity, level, source, ts }
+}
+
 /**
  * Backpressure feedback from a store coordinator to the pipeline
  * (`market_data_core.telemetry.FeedbackEvent`). `ts` is Unix epoch seconds;
@@ -24,7 +50,9 @@ const fields = {
  * @since 0.1.0
  * @category contracts
  */
-export const FeedbackEvent: Wire.ContractSchema<typeof fields> = Wire.contract("FeedbackEvent", fields)
+export const FeedbackEvent: Wire.ContractSchema<typeof fields> = Wire.contract("FeedbackEvent", fields, {
+  decode: decodeFeedbackEvent
+})
 
 /**
  * @since 0.1.0

@@ -52,6 +52,30 @@ export interface FeedbackBusOptions {
 }
 
 /**
+ * Options of {@link FeedbackBus}'s `consume`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FeedbackConsumeOptions {
+  /**
+   * `"queued"` (default): the handler runs in a fiber of its own, fed by a
+   * subscription; an event reaches it after a scheduler hop.
+   *
+   * `"inline"`: for a handler that does not wait (its steps are synchronous,
+   * as the `FeedbackHandler`'s are with an in-memory coordinator). `publish`
+   * runs it at once, in a fiber started synchronously, so the event is
+   * handled before `publish` returns. The publisher still never waits for
+   * it: a run that has to wait continues in its fiber, and the events
+   * published meanwhile queue (up to `bufferSize`, with the same
+   * latest-per-coordinator guarantee as a queued subscriber) and are handled
+   * in order when it completes. A handler that publishes on the bus sees its
+   * own events after the current one, in order.
+   */
+  readonly delivery?: "queued" | "inline"
+}
+
+/**
  * An option of {@link FeedbackBus.layerWith} that cannot be used: names the
  * option, the value given and what was expected.
  *
@@ -93,11 +117,14 @@ export class FeedbackBus extends Context.Service<FeedbackBus, {
    * Runs `handler` on every event in a fiber of the scope. A failing or
    * defective handler is counted (`pipeline_feedback_subscriber_errors_total`)
    * and keeps receiving; its failures are logged at most once per 10 s (the
-   * first at once, then one line saying how many were not logged).
+   * first at once, then one line saying how many were not logged). Events
+   * reach it in publish order; see {@link FeedbackConsumeOptions} for inline
+   * delivery (no scheduler hop).
    */
   readonly consume: <E>(
     name: string,
-    handler: (event: FeedbackEvent) => Effect.Effect<void, E>
+    handler: (event: FeedbackEvent) => Effect.Effect<void, E>,
+    options?: FeedbackConsumeOptions
   ) => Effect.Effect<void, never, Scope.Scope>
 }>()("market-data-pipeline/FeedbackBus") {
   /**

@@ -155,8 +155,12 @@ export interface FeedbackHandle {
 }
 
 /**
- * Checks the options, then consumes the bus in a fiber of the scope and
- * applies adjustments through the `RateController`. With several
+ * Checks the options, then consumes the bus for the scope and applies
+ * adjustments through the `RateController`. Delivery is inline (see
+ * `FeedbackConsumeOptions`): with a controller that does not wait (the
+ * in-memory `RateCoordinator`), an event's adjustment is applied before its
+ * `publish` returns; one that waits delays the events after it, never the
+ * publisher. With several
  * coordinators it applies the worst current level across them; each
  * coordinator's level persists until it reports again (or `levelTtl`
  * expires it, or it is cleared). Counts

@@ -66,3 +66,49 @@ describe("compiled wire codec agrees with the Schema", () => {
     }, { arbitrary: { runs: 500 } })
   }
 })
+
+// A hand-written decoder (a hot contract's) must answer exactly as the one compiled from its fields.
+
+const edgeCases: ReadonlyArray<unknown> = [
+  { coordinator_id: "a", queue_size: -0, capacity: 1, level: "ok", ts: 0 },
+  { coordinator_id: "a", queue_size: 0, capacity: 1, level: "ok", ts: 0, source: undefined },
+  { coordinator_id: "a", queue_size: 0, capacity: 1, level: "ok", ts: 0, source: null },
+  { coordinator_id: "a", queue_size: 0, capacity: 0, level: "ok", ts: 0 },
+  { coordinator_id: "a", queue_size: 0, capacity: 2 ** 53, level: "ok", ts: 0 },
+  { coordinator_id: "a", queue_size: 0, capacity: 1, level: "OK", ts: 0 },
+  { coordinator_id: "a", queue_size: 0, capacity: 1, level: "ok", ts: -Infinity },
+  { coordinator_id: "a\udc00", queue_size: 0, capacity: 1, level: "ok", ts: 0 },
+  { coordinator_id: "a", queue_size: 0, capacity: 1, level: "ok", ts: 0, source: "b\ud800" },
+  { coordinator_id: "a", queue_size: 0, capacity: 1, level: "ok" },
+  JSON.parse("{\"__proto__\":{\"coordinator_id\":\"p\"},\"queue_size\":0,\"capacity\":1,\"level\":\"ok\",\"ts\":0}"),
+  Object.assign(Object.create({ coordinator_id: "inherited" }), { queue_size: 0, capacity: 1, level: "ok", ts: 0 }),
+  ["coordinator_id"]
+]
+
+describe("hand-written decoders agree with the compiled ones", () => {
+  for (const [name, schema] of Object.entries(contracts)) {
+    const codec = codecOf(schema)!
+    const compiled = codec.compiled
+    if (compiled === undefined) continue
+    const encode = Schema.encodeSync(schema)
+    const arbitrary = Arbitrary.all({
+      value: Arbitrary.schema(Schema.toType(schema)),
+      path: Arbitrary.array(Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 9 }))), {
+        maxLength: 4
+      }),
+      pick: Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 })))
+    })
+    it.prop(`${name}: same verdict and value on mutated documents`, { input: arbitrary }, ({ input }) => {
+      const document = mutate(encode(input.value), input.path, input.pick)
+      assert.deepStrictEqual(codec.decode(document), compiled(document))
+    }, { arbitrary: { runs: 1000 } })
+    it(`${name}: same verdict and value on edge cases and junk`, () => {
+      for (const document of [...edgeCases, ...junk]) {
+        const fast = codec.decode(document)
+        const slow = compiled(document)
+        assert.deepStrictEqual(fast, slow, JSON.stringify(document))
+        if (fast !== Invalid) assert.isTrue(Object.is((fast as any).queueSize, (slow as any).queueSize))
+      }
+    })
+  }
+})

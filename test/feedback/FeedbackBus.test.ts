@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Layer, Metric } from "effect"
+import { Deferred, Effect, Exit, Layer, Metric, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { FeedbackBus, type FeedbackEvent, FeedbackPublisher } from "market-data-pipeline"
-import { captureLogs, event, eventually, metricValue, seriesLabels } from "./helpers.ts"
+import { captureLogs, event, eventually, letOthersRun, metricValue, seriesLabels } from "./helpers.ts"
 
 const withBus = <A, E, R, LE = never>(
   effect: Effect.Effect<A, E, R>,
@@ -205,4 +205,170 @@ describe("FeedbackBus", () => {
       }
       assert.strictEqual((yield* Effect.flip(FeedbackBus.make({ maxCoordinators: 0 })))._tag, "InvalidBusOptions")
     }))
+})
+
+describe("FeedbackBus inline delivery", () => {
+  const inline = { delivery: "inline" } as const
+
+  it.effect("a handler that does not wait has handled the event when publish returns", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const seen: Array<string> = []
+      yield* bus.consume("inline", (e) => Effect.sync(() => seen.push(e.coordinatorId)), inline)
+      yield* bus.publish(event("a", "soft"))
+      assert.deepStrictEqual(seen, ["a"])
+      yield* bus.publish(event("b", "hard"))
+      assert.deepStrictEqual(seen, ["a", "b"])
+    })))
+
+  it.effect("a handler that waits: publish does not wait; what came meanwhile follows in order", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const seen: Array<string> = []
+      yield* bus.consume(
+        "sleepy",
+        (e) => Effect.andThen(Effect.sync(() => seen.push(e.coordinatorId)), Effect.sleep("1 second")),
+        inline
+      )
+      yield* bus.publish(event("a", "soft"))
+      yield* bus.publish(event("b", "hard"))
+      yield* bus.publish(event("c", "ok"))
+      assert.deepStrictEqual(seen, ["a"], "the first run waits on the clock; publish returned regardless")
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(seen, ["a", "b"])
+      yield* TestClock.adjust("2 seconds")
+      assert.deepStrictEqual(seen, ["a", "b", "c"])
+      // back to handling inside publish once the backlog is done
+      yield* bus.publish(event("d", "ok"))
+      assert.deepStrictEqual(seen, ["a", "b", "c", "d"])
+    })))
+
+  it.effect("conflation: a blocked inline handler ends with each coordinator's last event, in publish order", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const release = yield* Deferred.make<void>()
+      const seen: Array<FeedbackEvent> = []
+      yield* bus.consume(
+        "slow",
+        (e) =>
+          Effect.andThen(Effect.sync(() => seen.push(e)), seen.length === 0 ? Deferred.await(release) : Effect.void),
+        inline
+      )
+      yield* bus.publish(event("warmup", "ok"))
+      assert.strictEqual(seen.length, 1) // now blocked inside the handler
+      const coordinators = ["bars", "quotes", "trades"]
+      const levels = ["ok", "soft", "hard"] as const
+      const last = new Map<string, FeedbackEvent>()
+      for (let i = 0; i < 10_000; i++) {
+        const e = event(coordinators[i % 3]!, levels[(i * 7) % 3]!, 1700000000 + i)
+        last.set(e.coordinatorId, e)
+        yield* bus.publish(e)
+      }
+      assert.strictEqual(seen.length, 1, "the handler was blocked the whole time; publish did not wait for it")
+      yield* Deferred.succeed(release, undefined)
+      yield* eventually(
+        Effect.sync(() => coordinators.every((c) => seen.findLast((e) => e.coordinatorId === c) === last.get(c)))
+      )
+      // the buffer (1024) slid: the rest were dropped, each coordinator's latest recovered from the cache
+      assert.isBelow(seen.length, 10_000)
+      assert.strictEqual(yield* metricValue("pipeline_feedback_events_dropped_total"), 10_001 - seen.length)
+      for (const c of coordinators) {
+        const ts = seen.filter((e) => e.coordinatorId === c).map((e) => e.ts)
+        assert.deepStrictEqual(ts, [...ts].sort((a, b) => a - b))
+      }
+      yield* bus.publish(event("after", "ok"))
+      assert.strictEqual(seen[seen.length - 1]!.coordinatorId, "after")
+    })))
+
+  it.effect("a failing inline handler is counted, logged at most once per 10 s, and keeps receiving", () => {
+    const logs = captureLogs()
+    return withBus(
+      Effect.gen(function*() {
+        const bus = yield* FeedbackBus
+        let calls = 0
+        const healthy: Array<string> = []
+        yield* bus.consume("failing", () =>
+          Effect.suspend(() => {
+            calls++
+            return calls % 2 === 0 ? Effect.die(new Error("boom")) : Effect.fail("nope")
+          }), inline)
+        yield* bus.consume("healthy", (e) => Effect.sync(() => healthy.push(e.coordinatorId)), inline)
+        for (let i = 0; i < 20; i++) yield* bus.publish(event(`c${i}`, "hard"))
+        assert.strictEqual(calls, 20)
+        assert.strictEqual(healthy.length, 20)
+        const failures = metricValue("pipeline_feedback_subscriber_errors_total", { subscriber: "failing" })
+        assert.strictEqual(yield* failures, 20)
+        const errors = () => logs.lines.filter((l) => l.level === "Error").map((l) => l.message)
+        assert.deepStrictEqual(errors(), ["feedback subscriber failing failed on c0"])
+        yield* TestClock.adjust("10 seconds")
+        yield* bus.publish(event("c1", "hard"))
+        assert.deepStrictEqual(errors(), [
+          "feedback subscriber failing failed on c0",
+          "feedback subscriber failing failed on c1 (19 more since the previous line, not logged)"
+        ])
+      }).pipe(Effect.provide(logs.layer))
+    )
+  })
+
+  it.effect("a handler publishing on the bus: every inline consumer sees the events in publish order", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const first: Array<string> = []
+      const second: Array<string> = []
+      yield* bus.consume("echo", (e) =>
+        Effect.andThen(
+          Effect.sync(() => first.push(e.coordinatorId)),
+          e.coordinatorId.startsWith("echo-") ? Effect.void : bus.publish(event(`echo-${e.coordinatorId}`, e.level))
+        ), inline)
+      yield* bus.consume("listener", (e) => Effect.sync(() => second.push(e.coordinatorId)), inline)
+      yield* bus.publish(event("a", "soft"))
+      yield* bus.publish(event("b", "ok"))
+      const expected = ["a", "echo-a", "b", "echo-b"]
+      assert.deepStrictEqual(first, expected)
+      assert.deepStrictEqual(second, expected)
+    })))
+
+  it.effect("closing the scope stops an inline consumer, interrupting a run that waits", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const seen: Array<string> = []
+      let interrupted = false
+      const scope = yield* Scope.make()
+      yield* bus.consume(
+        "scoped",
+        (e) =>
+          Effect.andThen(
+            Effect.sync(() => seen.push(e.coordinatorId)),
+            e.level === "hard"
+              ? Effect.onInterrupt(Effect.never, () => Effect.sync(() => interrupted = true))
+              : Effect.void
+          ),
+        inline
+      ).pipe(Scope.provide(scope))
+      yield* bus.publish(event("a", "ok"))
+      yield* bus.publish(event("b", "hard")) // waits forever
+      yield* bus.publish(event("c", "ok")) // queued behind it
+      yield* Scope.close(scope, Exit.void)
+      assert.isTrue(interrupted)
+      yield* bus.publish(event("d", "ok"))
+      yield* letOthersRun
+      assert.deepStrictEqual(seen, ["a", "b"])
+      assert.strictEqual(yield* metricValue("pipeline_feedback_subscriber_errors_total", { subscriber: "scoped" }), 0)
+    })))
+})
+
+describe("FeedbackBus inline delivery: a handler that throws", () => {
+  it.effect("fails that run (counted), never publish; the consumer keeps receiving", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const seen: Array<string> = []
+      yield* bus.consume("throwing", (e) => {
+        if (e.level === "hard") throw new Error("not an effect")
+        return Effect.sync(() => seen.push(e.coordinatorId))
+      }, { delivery: "inline" })
+      yield* bus.publish(event("a", "hard"))
+      yield* bus.publish(event("b", "ok"))
+      assert.deepStrictEqual(seen, ["b"])
+      assert.strictEqual(yield* metricValue("pipeline_feedback_subscriber_errors_total", { subscriber: "throwing" }), 1)
+    })))
 })

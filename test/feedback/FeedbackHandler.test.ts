@@ -348,3 +348,35 @@ describe("FeedbackHandler.run: levelTtl", () => {
       assert.strictEqual((yield* handle.status).level, "hard")
     })))
 })
+
+describe("FeedbackHandler.run: inline delivery", () => {
+  it.effect("with a controller that does not wait, the adjustment is applied before publish returns", () =>
+    withStack(Effect.gen(function*() {
+      yield* FeedbackHandler.run({ provider: "ibkr", policy: defaultPolicy })
+      const bus = yield* FeedbackBus
+      yield* bus.publish(event("store_01", "soft"))
+      assert.deepStrictEqual(yield* scales, [0.5])
+      yield* bus.publish(event("store_01", "hard"))
+      assert.deepStrictEqual(yield* scales, [0.5, 0])
+    })))
+
+  it.effect("with a controller that waits, publish does not wait; later events are applied after it, in order", () =>
+    Effect.gen(function*() {
+      const applied: Array<RateAdjustment> = []
+      const slow = RateController.of({
+        apply: (adjustment) => Effect.andThen(Effect.sleep("1 second"), Effect.sync(() => applied.push(adjustment)))
+      })
+      yield* FeedbackHandler.run({ provider: "ibkr", policy: defaultPolicy }).pipe(
+        Effect.provideService(RateController, slow)
+      )
+      yield* publishAll(event("store_01", "soft", 1), event("store_01", "hard", 2), event("store_01", "ok", 3))
+      assert.deepStrictEqual(applied, [], "every publish returned while the first apply waits")
+      yield* TestClock.adjust("1 second")
+      assert.deepStrictEqual(applied.map((a) => [a.scale, a.ts]), [[0.5, 1]])
+      yield* TestClock.adjust("2 seconds")
+      assert.deepStrictEqual(applied.map((a) => [a.scale, a.ts]), [[0.5, 1], [0, 2], [1, 3]])
+    }).pipe(
+      Effect.provide(Layer.fresh(FeedbackBus.layer)),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    ))
+})

@@ -19,6 +19,11 @@ export const Invalid: unique symbol = Symbol.for("market-data-pipeline/wire/Inva
 export interface Codec {
   /** Returns the decoded (type-side) value, or `Invalid`. Never throws. */
   readonly decode: (input: unknown) => unknown
+  /**
+   * The decoder compiled from the fields, when `decode` is a hand-written one
+   * (which must answer exactly as this one does; the tests compare them).
+   */
+  readonly compiled?: (input: unknown) => unknown
   /** Writes the value as pydantic's `model_dump_json()` does. */
   readonly encode: (value: any) => string
 }
@@ -241,8 +246,21 @@ export type SchemaFields<F extends Fields> = { readonly [K in keyof F]: F[K]["sc
  */
 export type ContractSchema<F extends Fields> = Schema.Codec<Schema.Struct.Type<SchemaFields<F>>, unknown>
 
-/** @internal */
-export const contract = <const F extends Fields>(identifier: string, fields: F): ContractSchema<F> => {
+/**
+ * A contract from its fields. `options.decode` replaces the decoder compiled
+ * from the fields with a hand-written one, for a contract on a hot path
+ * (`FeedbackEvent`): straight-line code with fixed property names and a
+ * fixed result shape, where the compiled decoder loops over the fields
+ * through keyed loads and stores. It must accept exactly the same inputs and
+ * decode them to the same values (kept as `Codec.compiled`, for the tests).
+ *
+ * @internal
+ */
+export const contract = <const F extends Fields>(
+  identifier: string,
+  fields: F,
+  options?: { readonly decode?: (input: unknown) => unknown }
+): ContractSchema<F> => {
   const names = Object.keys(fields)
   const specs = names.map((name, i) => {
     const field = fields[name]!
@@ -255,24 +273,26 @@ export const contract = <const F extends Fields>(identifier: string, fields: F):
       missing: field.missing
     }
   })
-  const codec: Codec = {
-    decode: (u) => {
-      if (typeof u !== "object" || u === null || Array.isArray(u)) return Invalid
-      const input = u as Record<string, unknown>
-      const out: Record<string, unknown> = {}
-      for (const spec of specs) {
-        const raw = input[spec.wire]
-        if (raw === undefined) {
-          if (spec.missing === undefined || Object.hasOwn(input, spec.wire)) return Invalid
-          out[spec.name] = spec.missing()
-          continue
-        }
-        const value = spec.decode(raw)
-        if (value === Invalid) return Invalid
-        out[spec.name] = value
+  const compiled = (u: unknown): unknown => {
+    if (typeof u !== "object" || u === null || Array.isArray(u)) return Invalid
+    const input = u as Record<string, unknown>
+    const out: Record<string, unknown> = {}
+    for (const spec of specs) {
+      const raw = input[spec.wire]
+      if (raw === undefined) {
+        if (spec.missing === undefined || Object.hasOwn(input, spec.wire)) return Invalid
+        out[spec.name] = spec.missing()
+        continue
       }
-      return out
-    },
+      const value = spec.decode(raw)
+      if (value === Invalid) return Invalid
+      out[spec.name] = value
+    }
+    return out
+  }
+  const codec: Codec = {
+    decode: options?.decode ?? compiled,
+    ...(options?.decode === undefined ? {} : { compiled }),
     encode: (value: Record<string, unknown>) => {
       let out = ""
       for (const spec of specs) out += spec.prefix + spec.encode(value[spec.name])

@@ -318,7 +318,8 @@ export const run = (
         attributes: { ...feedbackAttributes(event), "rate.provider": provider },
         captureStackTrace: false
       })
-    yield* bus.consume(`FeedbackHandler(${provider})`, tracing ? handleTraced : handle)
+    // its steps do not wait (unless the controller does): handled inside publish, no scheduler hop
+    yield* bus.consume(`FeedbackHandler(${provider})`, tracing ? handleTraced : handle, { delivery: "inline" })
 
     const status = Effect.sync(() => {
       const coordinators = Array.from(table.values(), view).sort(byId)

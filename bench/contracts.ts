@@ -4,7 +4,7 @@
  */
 import { Exit, Schema } from "effect"
 import { decodeJson, encodeJson, FeedbackEvent } from "market-data-pipeline"
-import { formatRate, measure, runSync, table } from "./harness.ts"
+import { measure, ratioTarget, record, runSync, show } from "./harness.ts"
 
 const text =
   "{\"coordinator_id\":\"store_01\",\"queue_size\":800,\"capacity\":1000,\"level\":\"soft\",\"ts\":1700000000.25}"
@@ -69,16 +69,22 @@ export const run = (): void => {
       }
     }
   ]
-  const python = { decode: 670_000, encode: 770_000 }
-  const decodeResults = decodeCases.map((c) => measure(c))
-  const encodeResults = encodeCases.map((c) => measure(c))
-  table("Contracts: FeedbackEvent JSON (Python pydantic 2: 670k decodes/s, 770k encodes/s)", [
-    ["case", "rate", "vs Python"],
-    ...decodeResults.map((r) =>
-      [r.name, formatRate(r.opsPerSecond), `${(r.opsPerSecond / python.decode).toFixed(2)}x`] as const
-    ),
-    ...encodeResults.map((r) =>
-      [r.name, formatRate(r.opsPerSecond), `${(r.opsPerSecond / python.encode).toFixed(2)}x`] as const
-    )
-  ])
+  const [ours, effectDecode, parse] = decodeCases.map((c) => measure(c).opsPerSecond)
+  const [oursEncode, effectEncode, stringify] = encodeCases.map((c) => measure(c).opsPerSecond)
+  const title = "Contracts: FeedbackEvent JSON text, decode + validate and encode"
+  record(title, "decodeJson(FeedbackEvent): decode + validate", ours!, "ops/s", {
+    alternatives: [
+      { name: "JSON.parse alone (no validation)", kind: "floor", value: parse!, target: ratioTarget("≥", 0.7) },
+      { name: "Effect Schema fromJsonString decode", kind: "peer", value: effectDecode! },
+      { name: "Python 3.11 pydantic 2 decode", kind: "quoted", value: 671_000 }
+    ]
+  })
+  record(title, "encodeJson(FeedbackEvent): pydantic-exact text", oursEncode!, "ops/s", {
+    alternatives: [
+      { name: "JSON.stringify alone (not pydantic-exact)", kind: "floor", value: stringify! },
+      { name: "Effect Schema fromJsonString encode", kind: "peer", value: effectEncode! },
+      { name: "Python 3.11 pydantic 2 encode", kind: "quoted", value: 769_000 }
+    ]
+  })
+  show(title)
 }

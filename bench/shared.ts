@@ -17,7 +17,7 @@ import { RateCoordinator } from "market-data-pipeline"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { createClient } from "redis"
-import { formatRate, table } from "./harness.ts"
+import { formatRate, note, print, table } from "./harness.ts"
 import type { CaseId, Mode, ToParent, ToWorker, WorkerConfig } from "./shared-protocol.ts"
 import { redisHost, redisPort, redisUrl } from "./shared-protocol.ts"
 
@@ -71,7 +71,8 @@ const runCase = async (caseId: CaseId, mode: Mode, n: number, token: string): Pr
     { length: n },
     () =>
       spawn(process.execPath, ["--conditions=market-data-pipeline:source", worker, JSON.stringify(config)], {
-        stdio: ["ignore", "inherit", "inherit", "ipc"]
+        // the workers' stdout goes to stderr: with --json, stdout is the JSON document alone
+        stdio: ["ignore", 2, "inherit", "ipc"]
       })
   )
   const messages = children.map(() => [] as Array<ToParent>)
@@ -187,7 +188,7 @@ const redisBenchmark = async (sha: string): Promise<void> => {
   ) {
     const figure = await run(args)
     if (figure === "not on PATH") {
-      console.log("\n(redis-benchmark is not on PATH: no physical floor)")
+      note("(redis-benchmark is not on PATH: no physical floor)")
       return
     }
     rows.push([name, figure])
@@ -202,14 +203,14 @@ export const run = async (): Promise<void> => {
   try {
     await client.connect()
   } catch (cause) {
-    console.log(`\n(shared: no Redis at ${redisUrl}: ${String(cause)}; suite skipped)`)
+    note(`(shared: no Redis at ${redisUrl}: ${String(cause)}; suite skipped)`)
     return
   }
   try {
     const oursMissing = typeof (RateCoordinator as unknown as { readonly layerRedis?: unknown }).layerRedis !==
       "function"
     if (oursMissing) {
-      console.log("\n(shared: RateCoordinator.layerRedis does not exist yet in this tree; the `ours` case is skipped)")
+      note("(shared: RateCoordinator.layerRedis does not exist yet in this tree; the `ours` case is skipped)")
     }
     const sha = await client.scriptLoad("return 1")
     await redisBenchmark(sha)
@@ -267,13 +268,13 @@ export const run = async (): Promise<void> => {
     )
     const bestPeer = Math.max(...measured.filter((m) => peers.includes(m.caseId)).map((m) => rate(m.outcomes[1]) ?? 0))
     if (ours4 !== undefined) {
-      console.log(
+      note(
         `targets (issue 9): N=4 ≥ 500k/s: ${ours4 >= 500_000 ? "met" : "NOT met"} (${formatRate(ours4)}); ` +
           `≥ 10x the best peer (${formatRate(bestPeer)}): ${ours4 >= 10 * bestPeer ? "met" : "NOT met"} ` +
           `(${(ours4 / bestPeer).toFixed(1)}x)`
       )
     }
-    for (const note of notes) console.log(`  note: ${note}`)
+    for (const text of notes) note(`note: ${text}`)
 
     // 2. accuracy
     const accuracyCases: ReadonlyArray<CaseId> = [...peers, "ours"]
@@ -318,13 +319,13 @@ export const run = async (): Promise<void> => {
         ...rows
       ]
     )
-    for (const note of accuracyNotes) console.log(`  note: ${note}`)
-    console.log(
+    for (const text of accuracyNotes) note(`note: ${text}`)
+    note(
       "grant times are taken in each client after the reply: a few ms of scheduling jitter on a busy machine can put" +
         " ~1–2% more grants into a 1 s window than Redis issued"
     )
   } finally {
     await Promise.race([client.close(), sleep(2000)]).catch(() => undefined)
-    console.log(`(shared suite: ${((performance.now() - started) / 1000).toFixed(0)} s)`)
+    print(`(shared suite: ${((performance.now() - started) / 1000).toFixed(0)} s)`)
   }
 }

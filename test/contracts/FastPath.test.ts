@@ -39,18 +39,22 @@ const junk: ReadonlyArray<unknown> = [
 
 const mutate = mutateWith(junk)
 
+/** A valid value of `schema`, and where and how to mutate its encoded document. */
+const mutations = (schema: Schema.Codec<unknown, unknown>) =>
+  Arbitrary.all({
+    value: Arbitrary.schema(Schema.toType(schema)),
+    path: Arbitrary.array(Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 9 }))), {
+      maxLength: 4
+    }),
+    pick: Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 })))
+  })
+
 describe("compiled wire codec agrees with the Schema", () => {
   for (const [name, schema] of Object.entries(contracts)) {
     const codec = codecOf(schema)!
     const encode = Schema.encodeSync(schema)
     const decodeWithSchema = Schema.decodeUnknownExit(schema)
-    const arbitrary = Arbitrary.all({
-      value: Arbitrary.schema(Schema.toType(schema)),
-      path: Arbitrary.array(Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 9 }))), {
-        maxLength: 4
-      }),
-      pick: Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 })))
-    })
+    const arbitrary = mutations(schema)
     it.prop(`${name}: same verdict and value on mutated documents`, { input: arbitrary }, ({ input }) => {
       const document = mutate(encode(input.value), input.path, input.pick)
       const fast = codec.decode(document)
@@ -91,13 +95,7 @@ describe("hand-written decoders agree with the compiled ones", () => {
     const compiled = codec.compiled
     if (compiled === undefined) continue
     const encode = Schema.encodeSync(schema)
-    const arbitrary = Arbitrary.all({
-      value: Arbitrary.schema(Schema.toType(schema)),
-      path: Arbitrary.array(Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 9 }))), {
-        maxLength: 4
-      }),
-      pick: Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 1000 })))
-    })
+    const arbitrary = mutations(schema)
     it.prop(`${name}: same verdict and value on mutated documents`, { input: arbitrary }, ({ input }) => {
       const document = mutate(encode(input.value), input.path, input.pick)
       assert.deepStrictEqual(codec.decode(document), compiled(document))

@@ -1,13 +1,53 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Layer, Metric, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { FeedbackBus, type FeedbackEvent, FeedbackPublisher } from "market-data-pipeline"
+import { FeedbackBus, type FeedbackConsumeOptions, type FeedbackEvent, FeedbackPublisher } from "market-data-pipeline"
 import { captureLogs, event, eventually, letOthersRun, metricValue, seriesLabels } from "./helpers.ts"
 
 const withBus = <A, E, R, LE = never>(
   effect: Effect.Effect<A, E, R>,
   layer: Layer.Layer<FeedbackBus | FeedbackPublisher, LE> = Layer.fresh(FeedbackBus.layer)
 ) => effect.pipe(Effect.provide(layer), Effect.provideService(Metric.MetricRegistry, new Map()))
+
+/**
+ * A consumer blocked in its handler on the first event while `count` events
+ * of three coordinators are published: the publisher never waits for it, and
+ * once released it ends with each coordinator's last event, in publish order,
+ * the events its buffer (1024) slid past counted as dropped. Returns what it saw.
+ */
+const blockedThenReleased = (count: number, options?: FeedbackConsumeOptions) =>
+  Effect.gen(function*() {
+    const bus = yield* FeedbackBus
+    const release = yield* Deferred.make<void>()
+    const seen: Array<FeedbackEvent> = []
+    yield* bus.consume(
+      "slow",
+      (e) => Effect.andThen(Effect.sync(() => seen.push(e)), seen.length === 0 ? Deferred.await(release) : Effect.void),
+      options
+    )
+    yield* bus.publish(event("warmup", "ok"))
+    yield* eventually(Effect.sync(() => seen.length === 1)) // now blocked inside the handler
+    const coordinators = ["bars", "quotes", "trades"]
+    const levels = ["ok", "soft", "hard"] as const
+    const last = new Map<string, FeedbackEvent>()
+    for (let i = 0; i < count; i++) {
+      const e = event(coordinators[i % 3]!, levels[(i * 7) % 3]!, 1700000000 + i)
+      last.set(e.coordinatorId, e)
+      yield* bus.publish(e)
+    }
+    assert.strictEqual(seen.length, 1, "the handler was blocked the whole time; publish did not wait for it")
+    yield* Deferred.succeed(release, undefined)
+    yield* eventually(
+      Effect.sync(() => coordinators.every((c) => seen.findLast((e) => e.coordinatorId === c) === last.get(c)))
+    )
+    assert.isBelow(seen.length, count)
+    assert.strictEqual(yield* metricValue("pipeline_feedback_events_dropped_total"), count + 1 - seen.length)
+    for (const c of coordinators) {
+      const ts = seen.filter((e) => e.coordinatorId === c).map((e) => e.ts)
+      assert.deepStrictEqual(ts, [...ts].sort((a, b) => a - b))
+    }
+    return seen
+  })
 
 describe("FeedbackBus", () => {
   it.effect("ten concurrent publishes from ten coordinators all arrive, at every subscriber", () =>
@@ -29,39 +69,7 @@ describe("FeedbackBus", () => {
     })))
 
   it.effect("conflation: a blocked subscriber ends with each coordinator's last event; the publisher never waits", () =>
-    withBus(Effect.gen(function*() {
-      const bus = yield* FeedbackBus
-      const release = yield* Deferred.make<void>()
-      const seen: Array<FeedbackEvent> = []
-      yield* bus.consume(
-        "slow",
-        (e) =>
-          Effect.andThen(Effect.sync(() => seen.push(e)), seen.length === 0 ? Deferred.await(release) : Effect.void)
-      )
-      yield* bus.publish(event("warmup", "ok"))
-      yield* eventually(Effect.sync(() => seen.length === 1)) // now blocked inside the handler
-      const coordinators = ["bars", "quotes", "trades"]
-      const levels = ["ok", "soft", "hard"] as const
-      const last = new Map<string, FeedbackEvent>()
-      for (let i = 0; i < 100_000; i++) {
-        const e = event(coordinators[i % 3]!, levels[(i * 7) % 3]!, 1700000000 + i)
-        last.set(e.coordinatorId, e)
-        yield* bus.publish(e)
-      }
-      assert.strictEqual(seen.length, 1, "the subscriber was blocked the whole time; publish did not wait for it")
-      yield* Deferred.succeed(release, undefined)
-      yield* eventually(
-        Effect.sync(() => coordinators.every((c) => seen.findLast((e) => e.coordinatorId === c) === last.get(c)))
-      )
-      assert.isBelow(seen.length, 100_000)
-      const dropped = (yield* Metric.snapshot).find((s) => s.id === "pipeline_feedback_events_dropped_total")
-      assert.strictEqual((dropped!.state as any).count, 100_001 - seen.length)
-      // per coordinator, what was delivered is in publish order
-      for (const c of coordinators) {
-        const ts = seen.filter((e) => e.coordinatorId === c).map((e) => e.ts)
-        assert.deepStrictEqual(ts, [...ts].sort((a, b) => a - b))
-      }
-    })))
+    withBus(blockedThenReleased(100_000)))
 
   it.effect("a failing subscriber is counted, keeps receiving, and does not affect another subscriber", () =>
     withBus(Effect.gen(function*() {
@@ -245,37 +253,8 @@ describe("FeedbackBus inline delivery", () => {
 
   it.effect("conflation: a blocked inline handler ends with each coordinator's last event, in publish order", () =>
     withBus(Effect.gen(function*() {
+      const seen = yield* blockedThenReleased(10_000, inline)
       const bus = yield* FeedbackBus
-      const release = yield* Deferred.make<void>()
-      const seen: Array<FeedbackEvent> = []
-      yield* bus.consume(
-        "slow",
-        (e) =>
-          Effect.andThen(Effect.sync(() => seen.push(e)), seen.length === 0 ? Deferred.await(release) : Effect.void),
-        inline
-      )
-      yield* bus.publish(event("warmup", "ok"))
-      assert.strictEqual(seen.length, 1) // now blocked inside the handler
-      const coordinators = ["bars", "quotes", "trades"]
-      const levels = ["ok", "soft", "hard"] as const
-      const last = new Map<string, FeedbackEvent>()
-      for (let i = 0; i < 10_000; i++) {
-        const e = event(coordinators[i % 3]!, levels[(i * 7) % 3]!, 1700000000 + i)
-        last.set(e.coordinatorId, e)
-        yield* bus.publish(e)
-      }
-      assert.strictEqual(seen.length, 1, "the handler was blocked the whole time; publish did not wait for it")
-      yield* Deferred.succeed(release, undefined)
-      yield* eventually(
-        Effect.sync(() => coordinators.every((c) => seen.findLast((e) => e.coordinatorId === c) === last.get(c)))
-      )
-      // the buffer (1024) slid: the rest were dropped, each coordinator's latest recovered from the cache
-      assert.isBelow(seen.length, 10_000)
-      assert.strictEqual(yield* metricValue("pipeline_feedback_events_dropped_total"), 10_001 - seen.length)
-      for (const c of coordinators) {
-        const ts = seen.filter((e) => e.coordinatorId === c).map((e) => e.ts)
-        assert.deepStrictEqual(ts, [...ts].sort((a, b) => a - b))
-      }
       yield* bus.publish(event("after", "ok"))
       assert.strictEqual(seen[seen.length - 1]!.coordinatorId, "after")
     })))

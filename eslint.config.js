@@ -2,7 +2,7 @@ import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "**/*.d.ts", "test/docs/.snippets/**"] },
+  { ignores: ["dist/**", "node_modules/**", "**/*.d.ts", "test/docs/.snippets/**", "scratch/**"] },
   ...tseslint.configs.recommended,
   ...effect.configs.dprint,
   {

@@ -114,12 +114,13 @@ export class FeedbackBus extends Context.Service<FeedbackBus, {
   /** Subscribes now; the subscription ends with the scope. */
   readonly subscribe: Effect.Effect<FeedbackSubscription, never, Scope.Scope>
   /**
-   * Runs `handler` on every event in a fiber of the scope. A failing or
+   * Runs `handler` on every event until the scope closes: by default in a
+   * fiber of the scope, fed from a subscription; inline, inside `publish`
+   * (see {@link FeedbackConsumeOptions}). A failing or
    * defective handler is counted (`pipeline_feedback_subscriber_errors_total`)
    * and keeps receiving; its failures are logged at most once per 10 s (the
    * first at once, then one line saying how many were not logged). Events
-   * reach it in publish order; see {@link FeedbackConsumeOptions} for inline
-   * delivery (no scheduler hop).
+   * reach it in publish order.
    */
   readonly consume: <E>(
     name: string,

@@ -259,6 +259,25 @@ describe("FeedbackBus inline delivery", () => {
       assert.strictEqual(seen[seen.length - 1]!.coordinatorId, "after")
     })))
 
+  it.effect("an inline consumer added by a handler while an event is handed out gets only later events", () =>
+    withBus(Effect.gen(function*() {
+      const bus = yield* FeedbackBus
+      const scope = yield* Effect.scope
+      const late: Array<string> = []
+      let added = false
+      yield* bus.consume("adds", () =>
+        added ? Effect.void : Effect.suspend(() => {
+          added = true
+          return bus.consume("late", (e) => Effect.sync(() => late.push(e.coordinatorId)), inline).pipe(
+            Effect.provideService(Scope.Scope, scope)
+          )
+        }), inline)
+      yield* bus.publish(event("before", "ok"))
+      yield* bus.publish(event("after", "ok"))
+      assert.deepStrictEqual(late, ["after"])
+      assert.strictEqual(yield* metricValue("pipeline_feedback_events_dropped_total"), 0)
+    })))
+
   it.effect("a failing inline handler is counted, logged at most once per 10 s, and keeps receiving", () => {
     const logs = captureLogs()
     return withBus(

@@ -105,8 +105,36 @@ describe("pacing: never more than the bucket allows", () => {
   )
 })
 
+describe("late timers and interruption", () => {
+  it.effect("a waiter granted while it parks, then interrupted by an earlier waiter's continuation, gives its token back", () =>
+    Effect.gen(function*() {
+      const clock = yield* Clock.Clock
+      // timers a second late: tokens pile up while the first waiter's timer still sleeps
+      const coordinator = yield* RateCoordinator.make.pipe(Effect.provideService(Clock.Clock, lateClock(clock, [1000])))
+      yield* coordinator.registerProvider("p", { capacity: 2, refillRate: 10 })
+      while (yield* coordinator.tryAcquire("p")) {
+        // empty the burst
+      }
+      const second: { fiber?: Fiber.Fiber<void, unknown> } = {}
+      // the first waiter, once granted, interrupts the second at once
+      const first = yield* coordinator.acquire("p").pipe(
+        Effect.andThen(Effect.sync(() => second.fiber?.interruptUnsafe())),
+        Effect.forkChild
+      )
+      yield* Effect.yieldNow
+      yield* TestClock.adjust("500 millis") // both tokens back; the timer sleeps on
+      second.fiber = yield* Effect.forkChild(coordinator.acquire("p"), { startImmediately: false })
+      // its registration grants both: the first resumes and interrupts it
+      yield* Fiber.join(first)
+      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(second.fiber)))
+      const state = yield* coordinator.state("p")
+      assert.strictEqual(state.waiters, 0)
+      assert.closeTo(state.available, 1, 1e-6) // the second's token is back in the bucket
+    }))
+})
+
 describe("pacing on Effect's live clock (no timing asserted)", () => {
-  it.live("capacity 1 at 2000/s: the precise wait serves every waiter in order, follows a scale change, and ends with the scope", () =>
+  it.live("capacity 1 at 2000/s: the precise wait serves every waiter in order through a pause, and ends with the scope", () =>
     Effect.gen(function*() {
       const order: Array<number> = []
       const scope = yield* Scope.make()
@@ -122,10 +150,11 @@ describe("pacing on Effect's live clock (no timing asserted)", () => {
       yield* coordinator.setBudgetScale("p", 1)
       yield* Fiber.joinAll(fibers)
       assert.deepStrictEqual(order, Array.from({ length: 40 }, (_, i) => i))
-      // a waiter parked in the precise wait when the scope closes is interrupted, and nothing is left running
-      yield* coordinator.tryAcquire("p")
+      // a waiter still parked when the scope closes is interrupted (its token is 0.5 s away: surely parked)
+      yield* coordinator.registerProvider("p", { capacity: 1, refillRate: 2 })
+      assert.isTrue(yield* coordinator.tryAcquire("p"))
       const parked = yield* Effect.forkChild(coordinator.acquire("p"))
-      yield* Effect.yieldNow
+      while ((yield* coordinator.state("p")).waiters === 0) yield* Effect.yieldNow
       yield* Scope.close(scope, Exit.void)
       assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(parked)))
     }))

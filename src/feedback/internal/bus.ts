@@ -98,7 +98,8 @@ class InlineConsumer {
   }
 
   offer(envelope: Envelope): void {
-    if (this.#closed) return
+    // a consumer added while an envelope is handed out is not offered what came before it
+    if (this.#closed || !this.#cursor.isNew(envelope)) return
     if (this.#running) this.#enqueue(envelope)
     else this.#run(this.#cursor.deliver(envelope))
   }
@@ -186,6 +187,8 @@ interface Cursor {
   readonly deliver: (envelope: Envelope) => Envelope
   /** An envelope recovered for an earlier gap, still to be handed out. */
   readonly pending: () => Envelope | undefined
+  /** Whether `envelope` was published after this subscriber came. */
+  readonly isNew: (envelope: Envelope) => boolean
 }
 
 /** @internal */
@@ -276,6 +279,7 @@ export const make = (
     // One subscriber's position in the sequence: the next envelope to hand it,
     // with the cache's latest filling any gap (events the buffer slid past).
     const makeCursor = (): Cursor => {
+      const from = seq
       let lastSeq = seq
       let recovered: Array<Envelope> = []
       const deliver = (envelope: Envelope): Envelope => {
@@ -293,7 +297,11 @@ export const make = (
         recovered.push(envelope)
         return recovered.shift()!
       }
-      return { deliver, pending: () => recovered.length > 0 ? recovered.shift() : undefined }
+      return {
+        deliver,
+        pending: () => recovered.length > 0 ? recovered.shift() : undefined,
+        isNew: (envelope) => envelope.seq > from
+      }
     }
 
     // a subscriber's envelopes in order, with the cache's latest filling any gap

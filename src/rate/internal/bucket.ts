@@ -2,7 +2,8 @@
  * One provider's token bucket, its FIFO of parked waiters, circuit breaker
  * and cooldowns. Everything here is synchronous: a call runs to completion
  * without yielding, so each operation is atomic with respect to fibers. The
- * coordinator calls these from `Effect.sync` blocks and drives the timer.
+ * coordinator calls these from its effects' synchronous steps and drives the
+ * timer.
  *
  * @internal
  */

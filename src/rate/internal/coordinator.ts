@@ -213,9 +213,20 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     return b
   }
 
-  // resumed only once the drain is done: a waiter resumes at once, and must find the line as it now is
+  // The waiter being parked right now, while its registration runs.
+  let registering: B.Waiter | undefined
+
+  // Resumed only once the drain is done: a waiter resumes at once, and must
+  // find the line as it now is. A waiter granted while it registers resumes
+  // a microtask later instead, once its withdrawal is in place: resumed in
+  // its registration, it would have none, and an earlier waiter resumed
+  // before it could interrupt it with its tokens taken.
   const complete = (granted: Array<B.Waiter> | undefined): void => {
-    if (granted !== undefined) { for (const waiter of granted) waiter.resume(Exit.void) }
+    if (granted === undefined) return
+    for (const waiter of granted) {
+      if (waiter === registering) queueMicrotask(() => waiter.resume(Exit.void))
+      else waiter.resume(Exit.void)
+    }
   }
 
   // Serves a line until it is empty: grants what is due, then sleeps until the
@@ -334,11 +345,18 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     provider: string,
     tokens: number,
     since: number
-  ): Effect.Effect<void, B.Withdrawn> => {
-    const waited = Effect.callback<void, B.Withdrawn>((resume) => {
+  ): Effect.Effect<void, B.Withdrawn | CoordinatorClosed> => {
+    const waited = Effect.callback<void, B.Withdrawn | CoordinatorClosed>((resume) => {
+      // the scope may have closed since `admit`, if the fiber yielded in between
+      if (closed) return resume(Exit.fail(new CoordinatorClosed({ provider })))
       const waiter: B.Waiter = { tokens, since, resume, status: B.Status.Waiting }
       B.enqueue(b, waiter)
-      reschedule(b, since)
+      registering = waiter
+      try {
+        reschedule(b, since)
+      } finally {
+        registering = undefined
+      }
       // interrupted while parked: leave the line, or give back a grant not yet taken up
       return Effect.sync(() => {
         const at = now()
@@ -401,10 +419,10 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   const acquireOne = new Map<string, Effect.Effect<void, AcquireError>>()
   const tryOne = new Map<string, Effect.Effect<boolean, AcquireError>>()
   // the last provider asked for, as most calls in a row name the same one
-  let lastAcquire: [string, Effect.Effect<void, AcquireError>] = ["", Exit.void]
-  let lastTry: [string, Effect.Effect<boolean, AcquireError>] = ["", exitTrue]
+  let lastAcquire: readonly [string, Effect.Effect<void, AcquireError>] | undefined
+  let lastTry: readonly [string, Effect.Effect<boolean, AcquireError>] | undefined
   const acquireOnce = (provider: string): Effect.Effect<void, AcquireError> => {
-    if (lastAcquire[0] === provider) return lastAcquire[1]
+    if (lastAcquire !== undefined && lastAcquire[0] === provider) return lastAcquire[1]
     let effect = acquireOne.get(provider)
     if (effect === undefined) {
       const b = buckets.get(provider)
@@ -416,7 +434,7 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
     return effect
   }
   const tryOnce = (provider: string): Effect.Effect<boolean, AcquireError> => {
-    if (lastTry[0] === provider) return lastTry[1]
+    if (lastTry !== undefined && lastTry[0] === provider) return lastTry[1]
     let effect = tryOne.get(provider)
     if (effect === undefined) {
       const b = buckets.get(provider)

@@ -158,28 +158,14 @@ export const rescale = (b: Bucket, scale: number, now: number): void => {
   b.scale = scale
 }
 
-/**
- * Takes tokens at once if nobody is waiting and the bucket is not paused.
- * `refill` and `enough` written out, as every immediate grant runs this.
- *
- * @internal
- */
+/** Takes tokens at once if nobody is waiting and the bucket is not paused. @internal */
 export const take = (b: Bucket, tokens: number, now: number): boolean => {
-  if (b.waiting > 0) return false
-  const rate = b.config.refillRate * b.scale
-  if (rate === 0) return false
-  let available = b.tokens
-  const elapsed = now - b.last
-  if (elapsed > 0) {
-    available += elapsed * rate
-    if (available > b.config.capacity) available = b.config.capacity
-  }
-  b.tokens = available
-  b.last = now
-  if (available + rate * RESOLUTION_SEC + 1e-12 < tokens) return false
+  if (b.waiting > 0 || b.scale === 0) return false
+  refill(b, now)
+  if (!enough(b, tokens)) return false
   // may dip a hair below 0 (a grant within RESOLUTION_SEC of its time): the debt carries over, so no drift
-  b.tokens = available - tokens
-  const s = b.stats ?? stats(b)
+  b.tokens -= tokens
+  const s = stats(b)
   s.granted += tokens
   s.immediate++
   return true

@@ -416,35 +416,38 @@ export const make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope>
   // token there and nobody waiting) with nothing but the bucket arithmetic.
   const plain = (b: B.Bucket, at: number): boolean =>
     !closed && b.openUntil === undefined && b.cooldowns === undefined && b.stats !== undefined && B.take(b, 1, at)
-  const acquireOne = new Map<string, Effect.Effect<void, AcquireError>>()
-  const tryOne = new Map<string, Effect.Effect<boolean, AcquireError>>()
-  // the last provider asked for, as most calls in a row name the same one
-  let lastAcquire: readonly [string, Effect.Effect<void, AcquireError>] | undefined
-  let lastTry: readonly [string, Effect.Effect<boolean, AcquireError>] | undefined
-  const acquireOnce = (provider: string): Effect.Effect<void, AcquireError> => {
-    if (lastAcquire !== undefined && lastAcquire[0] === provider) return lastAcquire[1]
-    let effect = acquireOne.get(provider)
-    if (effect === undefined) {
-      const b = buckets.get(provider)
-      if (b === undefined) return Effect.suspend(() => acquiring(undefined, provider, 1))
-      effect = Effect.suspend(() => plain(b, now()) ? Exit.void : acquiring(b, provider, 1))
-      acquireOne.set(provider, effect)
+  // One such effect per registered provider, with the last provider asked
+  // for in front, as most calls in a row name the same one. A provider not
+  // registered yet gets a fresh effect that looks it up when run.
+  const perProvider = <A>(
+    build: (b: B.Bucket, provider: string) => Effect.Effect<A, AcquireError>,
+    unregistered: (provider: string) => Effect.Effect<A, AcquireError>
+  ) => {
+    const built = new Map<string, Effect.Effect<A, AcquireError>>()
+    let lastName: string | undefined
+    let last: Effect.Effect<A, AcquireError> | undefined
+    return (provider: string): Effect.Effect<A, AcquireError> => {
+      if (provider === lastName) return last!
+      let effect = built.get(provider)
+      if (effect === undefined) {
+        const b = buckets.get(provider)
+        if (b === undefined) return unregistered(provider)
+        effect = build(b, provider)
+        built.set(provider, effect)
+      }
+      lastName = provider
+      last = effect
+      return effect
     }
-    lastAcquire = [provider, effect]
-    return effect
   }
-  const tryOnce = (provider: string): Effect.Effect<boolean, AcquireError> => {
-    if (lastTry !== undefined && lastTry[0] === provider) return lastTry[1]
-    let effect = tryOne.get(provider)
-    if (effect === undefined) {
-      const b = buckets.get(provider)
-      if (b === undefined) return Effect.suspend(() => trying(undefined, provider, 1))
-      effect = Effect.suspend(() => plain(b, now()) ? exitTrue : trying(b, provider, 1))
-      tryOne.set(provider, effect)
-    }
-    lastTry = [provider, effect]
-    return effect
-  }
+  const acquireOnce = perProvider(
+    (b, provider) => Effect.suspend(() => plain(b, now()) ? Exit.void : acquiring(b, provider, 1)),
+    (provider) => Effect.suspend(() => acquiring(undefined, provider, 1))
+  )
+  const tryOnce = perProvider(
+    (b, provider) => Effect.suspend(() => plain(b, now()) ? exitTrue : trying(b, provider, 1)),
+    (provider) => Effect.suspend(() => trying(undefined, provider, 1))
+  )
 
   const ignored = (provider: string, what: string) =>
     Effect.logWarning(`provider ${JSON.stringify(provider)} is not registered, ignoring ${what}`)

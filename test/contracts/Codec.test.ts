@@ -85,6 +85,31 @@ describe("pydantic float layout", () => {
       "{\"provider\":\"p\",\"scale\":1e-6,\"reason\":\"soft\",\"ts\":1.0}"
     )
   })
+
+  it.effect("writes a non-finite float as pydantic does, null, which does not decode again", () =>
+    Effect.gen(function*() {
+      for (const ts of [Number.NaN, Infinity, -Infinity]) {
+        const text = encodeJson(FeedbackEvent)({
+          coordinatorId: "c",
+          queueSize: 1,
+          capacity: 2,
+          level: "ok",
+          source: "store",
+          ts
+        })
+        assert.strictEqual(
+          text,
+          "{\"coordinator_id\":\"c\",\"queue_size\":1,\"capacity\":2,\"level\":\"ok\",\"source\":\"store\",\"ts\":null}"
+        )
+        assert.strictEqual(JSON.parse(text).ts, null)
+        const error = yield* Effect.flip(decodeJson(FeedbackEvent)(text))
+        assert.strictEqual(error._tag, "ContractError")
+      }
+      assert.strictEqual(
+        encodeJson(MetricPoint)({ name: "n", value: Infinity, labels: { values: {} }, ts: 1 }),
+        "{\"name\":\"n\",\"value\":null,\"labels\":{\"values\":{}},\"ts\":1.0}"
+      )
+    }))
 })
 
 describe("random documents re-encoded by pydantic", () => {

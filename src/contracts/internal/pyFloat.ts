@@ -1,6 +1,7 @@
 /**
- * Formats a finite double exactly as pydantic 2's `model_dump_json()` writes a
- * `float` field.
+ * Formats a double exactly as pydantic 2's `model_dump_json()` writes a
+ * `float` field. A non-finite one (`NaN`, `±Infinity`) is `null`, as pydantic
+ * writes it by default (`ser_json_inf_nan='null'`), so the text stays JSON.
  *
  * Both sides print the shortest digits that round-trip, so only the layout
  * differs from `Number.prototype.toString`:
@@ -12,6 +13,7 @@
  * @internal
  */
 export const formatFloat = (x: number): string => {
+  if (!Number.isFinite(x)) return "null"
   const s = "" + x
   if (x >= 1e16 || x <= -1e16) {
     return s.includes("e") ? s : integerToExponent(s)

@@ -1,5 +1,24 @@
 /**
+ * The store's backpressure level (`ok`, `soft`, `hard`): the schema of the
+ * wire value, its metric ordinal, and a lenient parser for levels typed by
+ * people or read from configuration.
+ *
+ * Use `BackpressureLevel` (the schema) inside contracts and wherever a level
+ * arrives on the wire; use `parseLevel` for a level a person wrote (CLI
+ * flags, environment, policy keys, Redis), and `levelOrdinal` to report a
+ * level as a number. To decode a whole feedback document, decode a
+ * `FeedbackEvent` with `decodeJson` instead.
+ *
+ * Gotchas:
+ * - The schema is strict: only the lower-case strings decode (`"HARD"` is a
+ *   `ContractError` in a `FeedbackEvent`); `parseLevel` accepts any case but
+ *   does not trim (`" ok"` is an `InvalidPressureLevel`).
+ * - The levels are ordered `ok` < `soft` < `hard`; the ordinal (0, 1, 2) is
+ *   what the `pipeline_backpressure_state` and
+ *   `pipeline_feedback_coordinator_level` gauges report.
+ *
  * @since 0.1.0
+ * @module
  */
 import * as Data from "effect/Data"
 import * as Result from "effect/Result"
@@ -20,6 +39,8 @@ export const BackpressureLevel: Schema.Literals<readonly ["ok", "soft", "hard"]>
 ])
 
 /**
+ * A level as a value: `"ok" | "soft" | "hard"`.
+ *
  * @since 0.1.0
  * @category contracts
  */
@@ -41,8 +62,10 @@ export const levelOrdinal = (level: BackpressureLevel): 0 | 1 | 2 => level === "
  * @category errors
  */
 export class InvalidPressureLevel extends Data.TaggedError("InvalidPressureLevel")<{
+  /** The rejected input, as given (a non-string converted with `String`). */
   readonly input: string
 }> {
+  /** Names the rejected input (JSON-quoted) and the accepted levels. */
   override get message(): string {
     return `invalid pressure level ${JSON.stringify(this.input)}: expected ok, soft or hard (any case)`
   }

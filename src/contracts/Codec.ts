@@ -1,7 +1,28 @@
 /**
- * Decoding and encoding contracts on the Python wire format.
+ * Decoding and encoding of the contracts (`FeedbackEvent`, `RateAdjustment`,
+ * `HealthStatus`, ...) in the Python side's wire format: snake_case JSON, as
+ * pydantic 2 writes it, byte for byte; plus each contract's JSON Schema.
+ *
+ * Use it at every edge where a contract enters or leaves the process (HTTP
+ * bodies, Redis entries, files): `decodeJson` / `decodeUnknown` give the
+ * camelCase value or a `ContractError` naming every problem; `encodeJson`
+ * writes what Python's `model_dump_json()` writes. Inside the process, pass
+ * the decoded values around; use `Schema` from `effect` directly only for
+ * your own types.
+ *
+ * Gotchas:
+ * - Decoding is strict: no numeric strings, no `NaN`/`Infinity`, integers
+ *   must be safe (at most 2^53 - 1, where Python has no bound), strings
+ *   well-formed Unicode; unknown keys are ignored; missing keys with a
+ *   default take it.
+ * - `encodeJson` trusts its input: it does not validate. A non-finite float
+ *   is written `null`, as pydantic writes it, and that document does not
+ *   decode again.
+ * - The decoders complete synchronously (they return an `Exit`), so
+ *   `Effect.runSync` is safe on them.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
@@ -19,21 +40,26 @@ import { codecOf, Invalid } from "./internal/wire.ts"
  * @category errors
  */
 export interface ContractIssue {
+  /** Where, in wire (snake_case) names: `queue_size`, `components[1].state`, or `(root)` for the whole document. */
   readonly path: string
+  /** What was expected there, and what was found (`Expected number, got "1000"`). */
   readonly message: string
 }
 
 /**
  * A document that does not satisfy a contract. `message` lists every problem
- * as `path: what was expected`, one per line, for the person who sent it.
+ * as `path: what was expected`, separated by `; `, for the person who sent it.
  *
  * @since 0.1.0
  * @category errors
  */
 export class ContractError extends Data.TaggedError("ContractError")<{
+  /** The contract's name (`FeedbackEvent`), or `document` for a schema without an identifier. */
   readonly contract: string
+  /** Every problem found (decoding reports all of them, not only the first). */
   readonly issues: ReadonlyArray<ContractIssue>
 }> {
+  /** `invalid <contract>: <path>: <problem>; ...`, every issue on one line. */
   override get message(): string {
     return `invalid ${this.contract}: ` + this.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")
   }
@@ -129,8 +155,10 @@ const invalidJson = (schema: Schema.Top, error: unknown): ContractError =>
  * byte: compact, fields in declaration order, floats always with a decimal
  * point or pydantic's exponent form, raw UTF-8.
  *
- * The value must satisfy the contract (decoded, or built to its type);
- * non-finite floats cannot be encoded and throw.
+ * The value must satisfy the contract (decoded, or built to its type): it
+ * is not validated. A non-finite float (`NaN`, `±Infinity`) is written
+ * `null`, as pydantic's `model_dump_json()` writes it; like pydantic's, that
+ * document then fails to decode.
  *
  * @since 0.1.0
  * @category encoding

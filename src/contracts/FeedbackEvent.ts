@@ -1,15 +1,42 @@
 /**
+ * The feedback-event contract of `market_data_core.telemetry`: a store
+ * coordinator's report of its write queue (depth, capacity, backpressure
+ * level), the input of the whole feedback loop; and the bound the ingest
+ * edges put on coordinator ids.
+ *
+ * Use `FeedbackEvent` with `decodeJson` / `decodeUnknown` wherever events
+ * arrive from outside (HTTP, Redis), and hand the decoded value to a
+ * `FeedbackPublisher`. Check `coordinatorIdIssue` too when the id comes from
+ * an untrusted client: the contract itself accepts any string.
+ *
+ * Gotchas:
+ * - `level` is the store's verdict; nothing here recomputes it from
+ *   `queueSize` / `capacity` (which may disagree with it).
+ * - `ts` is Unix time in seconds (a float), on the store's clock.
+ * - `source` defaults to `"store"` when the key is absent; an explicit `null`
+ *   is invalid. Unknown keys (the store's `reason`) are dropped, so they do
+ *   not survive a decode/encode round trip.
+ * - Each `coordinator_id` becomes a metric label value and a table entry:
+ *   bound it with {@link coordinatorIdIssue} at your own edges.
+ *
  * @since 0.1.0
+ * @module
  */
 import { BackpressureLevel } from "./BackpressureLevel.ts"
 import * as Wire from "./internal/wire.ts"
 
 const fields = {
+  /** The reporting coordinator's id (wire key `coordinator_id`); one level is kept per id. */
   coordinatorId: Wire.string("coordinator_id"),
+  /** Items in the store's write queue when it reported (wire key `queue_size`), an integer ≥ 0. */
   queueSize: Wire.int("queue_size", { minimum: 0 }),
+  /** The queue's capacity in items, an integer > 0. */
   capacity: Wire.int("capacity", { exclusiveMinimum: 0 }),
+  /** The store's backpressure level, the field the feedback loop acts on. */
   level: Wire.literal("level", BackpressureLevel),
+  /** What kind of component sent it; optional on the wire, `"store"` by default. */
   source: Wire.string("source", { default: "store" }),
+  /** When it was reported, in Unix time (seconds, fractional), on the store's clock. */
   ts: Wire.float("ts")
 }
 
@@ -55,6 +82,8 @@ export const FeedbackEvent: Wire.ContractSchema<typeof fields> = Wire.contract("
 })
 
 /**
+ * A decoded `FeedbackEvent` document.
+ *
  * @since 0.1.0
  * @category contracts
  */
@@ -65,7 +94,7 @@ export interface FeedbackEvent extends Readonly<typeof FeedbackEvent.Type> {}
  * Python side allows any string; the store uses short names, and every id
  * becomes a label value, so the edges bound it.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constants
  */
 export const MAX_COORDINATOR_ID_BYTES = 128
@@ -79,7 +108,7 @@ const control = /[\u0000-\u001f\u007f-\u009f]/
  * {@link MAX_COORDINATOR_ID_BYTES} bytes of UTF-8 and no control characters;
  * any other Unicode is fine.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category validation
  */
 export const coordinatorIdIssue = (id: string): string | undefined => {

@@ -1,7 +1,28 @@
 /**
- * The in-process feedback bus.
+ * The in-process feedback bus: fans every `FeedbackEvent` out to each of its
+ * subscribers and consumers, on an Effect `PubSub`, keeping the latest event
+ * of each coordinator so that a slow subscriber never misses a final level.
+ *
+ * Use it to connect what receives feedback (the HTTP edge, `PulseConsumer`, a
+ * test) to what acts on it (`FeedbackHandler`); its layers also provide
+ * `FeedbackPublisher`, publishing on the bus. It is one process's bus: to
+ * carry events between processes use `PulsePublisher` (Redis Streams) or the
+ * HTTP edge, which publish onto a bus on the receiving side.
+ *
+ * Gotchas:
+ * - Lossy on purpose: a subscriber more than `bufferSize` events behind loses
+ *   the oldest (`pipeline_feedback_events_dropped_total`); what it then gets
+ *   first is, in publish order, each coordinator's latest event among those lost.
+ * - Only `maxCoordinators` coordinators are cached; past that (when none is at
+ *   `ok`), a new coordinator's events are delivered live but can be lost to a
+ *   lagging subscriber.
+ * - `publish` never waits and never fails; a failing consumer is counted, logged
+ *   at most once per 10 s, and keeps receiving.
+ * - A subscriber sees only events published after it subscribed, until its
+ *   scope closes. Two layers are two separate buses.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -54,7 +75,7 @@ export interface FeedbackBusOptions {
 /**
  * Options of {@link FeedbackBus}'s `consume`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface FeedbackConsumeOptions {
@@ -79,12 +100,22 @@ export interface FeedbackConsumeOptions {
  * An option of {@link FeedbackBus.layerWith} that cannot be used: names the
  * option, the value given and what was expected.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category errors
  */
-export class InvalidBusOptions extends Data.TaggedError("InvalidBusOptions")<
-  { readonly option: string; readonly value: unknown; readonly expected: string }
-> {
+export class InvalidBusOptions extends Data.TaggedError("InvalidBusOptions")<{
+  /** The option's name, e.g. `bufferSize`. */
+  readonly option: string
+  /** The value given, as given (of any type). */
+  readonly value: unknown
+  /** What the option takes, e.g. `a positive integer`. */
+  readonly expected: string
+}> {
+  /**
+   * One line: `FeedbackBus option bufferSize must be a positive integer, got 0`.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     return describe("FeedbackBus", this)
   }
@@ -100,10 +131,32 @@ export class InvalidBusOptions extends Data.TaggedError("InvalidBusOptions")<
  * coordinators: the cache of latest events is bounded, see
  * {@link FeedbackBusOptions}).
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { FeedbackBus } from "market-data-pipeline"
+ *
+ * const program = Effect.gen(function*() {
+ *   const bus = yield* FeedbackBus
+ *   const subscription = yield* bus.subscribe
+ *   yield* bus.publish({
+ *     coordinatorId: "store-1", queueSize: 950, capacity: 1000, level: "hard", source: "store", ts: 1700000000
+ *   })
+ *   const event = yield* subscription.take
+ *   console.log(`${event.coordinatorId}: ${event.level}`)
+ * })
+ * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(FeedbackBus.layer)))
+ * // → store-1: hard
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
 export class FeedbackBus extends Context.Service<FeedbackBus, {
+  /**
+   * Hands the event to every subscriber and consumer and caches it as its
+   * coordinator's latest; never waits for them and never fails.
+   */
   readonly publish: (event: FeedbackEvent) => Effect.Effect<void>
   /**
    * Drops a coordinator from the latest-event cache (with its received
@@ -149,6 +202,28 @@ export class FeedbackBus extends Context.Service<FeedbackBus, {
    * `FeedbackPublisher`. Two layers are two independent buses. Options that
    * cannot be used fail with `InvalidBusOptions`.
    *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { FeedbackBus } from "market-data-pipeline"
+   *
+   * const program = Effect.gen(function*() {
+   *   const bus = yield* FeedbackBus
+   *   // inline: the handler has run by the time `publish` returns
+   *   yield* bus.consume("printer", (event) => Effect.sync(() => console.log(`handled ${event.level}`)), {
+   *     delivery: "inline"
+   *   })
+   *   yield* bus.publish({
+   *     coordinatorId: "store-1", queueSize: 800, capacity: 1000, level: "soft", source: "store", ts: 1700000000
+   *   })
+   *   console.log("published")
+   * })
+   * const bus = FeedbackBus.layerWith({ bufferSize: 64, maxCoordinators: 16 })
+   * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(bus)))
+   * // → handled soft
+   * // → published
+   * ```
+   *
    * @since 0.1.0
    * @category layers
    */
@@ -166,6 +241,24 @@ export class FeedbackBus extends Context.Service<FeedbackBus, {
   /**
    * The bus with default options (which are valid, so it cannot fail);
    * provides `FeedbackBus` and `FeedbackPublisher`.
+   *
+   * @example
+   * ```ts
+   * import { Effect } from "effect"
+   * import { FeedbackBus, FeedbackPublisher } from "market-data-pipeline"
+   *
+   * const program = Effect.gen(function*() {
+   *   const events = yield* (yield* FeedbackBus).subscribe
+   *   // what publishes through FeedbackPublisher (an HTTP edge, a test) feeds the same bus
+   *   const publisher = yield* FeedbackPublisher
+   *   yield* publisher.publish({
+   *     coordinatorId: "store-1", queueSize: 10, capacity: 1000, level: "ok", source: "store", ts: 1700000000
+   *   })
+   *   console.log((yield* events.take).level)
+   * })
+   * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(FeedbackBus.layer)))
+   * // → ok
+   * ```
    *
    * @since 0.1.0
    * @category layers

@@ -1,5 +1,22 @@
 /**
+ * The feedback policy: the scale, from 0 to 1, applied to a provider's base
+ * rate at each backpressure level (`ok`, `soft`, `hard`).
+ *
+ * Use {@link defaultPolicy} (the Python pipeline's 1 / 0.5 / 0), or
+ * {@link makePolicy} for input from outside the code (a file, a request: level
+ * keys in any case, every value checked). In the service the policy comes from
+ * `FeedbackSettings` (`MDP_FB_SCALE_*`); a literal in code works too, since
+ * `FeedbackHandler.run` checks it when it starts.
+ *
+ * Gotchas:
+ * - A scale multiplies the base rate: 0 pauses the provider, and an `ok` below
+ *   1 throttles it even when no store reports backpressure.
+ * - Levels `makePolicy` is not given keep the default's value, not 1.
+ * - Nothing checks that `ok >= soft >= hard`: the handler applies the scale of
+ *   the worst level, whatever that scale is.
+ *
  * @since 0.1.0
+ * @module
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -14,8 +31,11 @@ import { parseLevel } from "../contracts/BackpressureLevel.ts"
  * @category models
  */
 export interface FeedbackPolicy {
+  /** The scale while no coordinator reports backpressure; 1 = the full base rate. */
   readonly ok: number
+  /** The scale while the worst coordinator is at `soft` (a filling queue). */
   readonly soft: number
+  /** The scale while the worst coordinator is at `hard` (a full queue); 0 = paused. */
   readonly hard: number
 }
 
@@ -27,9 +47,16 @@ export interface FeedbackPolicy {
  * @category errors
  */
 export class InvalidFeedbackPolicy extends Data.TaggedError("InvalidFeedbackPolicy")<{
+  /** The input's key as given (`SOFT`, `medium`). */
   readonly key: string
+  /** What is wrong with it: `scale must be in [0, 1], got 2`. */
   readonly reason: string
 }> {
+  /**
+   * One line: `invalid feedback policy at "medium": not a level (expected ok, soft or hard)`.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     return `invalid feedback policy at ${JSON.stringify(this.key)}: ${this.reason}`
   }
@@ -46,6 +73,21 @@ export const defaultPolicy: FeedbackPolicy = { ok: 1, soft: 0.5, hard: 0 }
 /**
  * Builds a policy from level keys in any case (`{ ok: 1, SOFT: 0.75 }`).
  * Levels not given keep the default policy's value.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { makePolicy } from "market-data-pipeline"
+ *
+ * const program = Effect.gen(function*() {
+ *   console.log(yield* makePolicy({ SOFT: 0.75 }))
+ *   const error = yield* Effect.flip(makePolicy({ soft: 0.5, Soft: 0.25 }))
+ *   console.log(error.message)
+ * })
+ * Effect.runPromise(program)
+ * // → { ok: 1, soft: 0.75, hard: 0 }
+ * // → invalid feedback policy at "Soft": level soft is given twice
+ * ```
  *
  * @since 0.1.0
  * @category constructors

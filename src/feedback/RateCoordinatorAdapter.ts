@@ -1,5 +1,22 @@
 /**
+ * The bridge from the feedback loop to the rate coordinator: a
+ * `RateController` layer that applies each `RateAdjustment` to a
+ * `RateCoordinator`, setting the provider's pressure level, then its scale.
+ *
+ * Provide it over a `RateCoordinator` layer (in memory or Redis) wherever a
+ * `FeedbackHandler` should pace that coordinator's providers; `UnifiedRuntime`
+ * wires it itself. To record adjustments without acting on them use
+ * `RateController.layerTest`; to drive something else, a `RateController` of
+ * your own.
+ *
+ * Gotchas: the scale replaces whatever scale was set before (the
+ * application's `setBudgetScale` included) and multiplies the base rate, 0
+ * pausing the provider. An adjustment for a provider the coordinator does not
+ * own is logged and ignored. A scale outside [0, 1] is clamped; one that is
+ * not finite, or a reason that is not a level, is a defect (`apply` cannot fail).
+ *
  * @since 0.1.0
+ * @module
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -19,6 +36,24 @@ import { RateCoordinator } from "../rate/RateCoordinator.ts"
  * With a tracer installed (not the native one), each adjustment is a
  * `rate.adjust` span with `rate.provider`, `rate.scale` (the new scale) and
  * `feedback.level` (its reason); with the native one, no span is made.
+ *
+ * @example
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { RateController, RateCoordinator, RateCoordinatorAdapter } from "market-data-pipeline"
+ *
+ * const program = Effect.gen(function*() {
+ *   const coordinator = yield* RateCoordinator
+ *   yield* coordinator.registerProvider("ibkr", { capacity: 20, refillRate: 100 })
+ *   const controller = yield* RateController
+ *   yield* controller.apply({ provider: "ibkr", scale: 0.5, reason: "soft", ts: 1700000000 })
+ *   const state = yield* coordinator.state("ibkr")
+ *   console.log(`${state.pressure} at ${state.rate} tokens/s`)
+ * })
+ * const layers = RateCoordinatorAdapter.layer.pipe(Layer.provideMerge(RateCoordinator.layer))
+ * Effect.runPromise(program.pipe(Effect.provide(layers)))
+ * // → soft at 50 tokens/s
+ * ```
  *
  * @since 0.1.0
  * @category layers

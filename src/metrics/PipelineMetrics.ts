@@ -1,32 +1,27 @@
 /**
- * The pipeline's metrics, as Prometheus text and inside a prom-client registry.
+ * The pipeline's metrics as a service: Prometheus text, Effect snapshots, a
+ * bridge into a prom-client registry, and registries of a runtime's own.
  *
- * The components (rate coordinator, feedback bus and handler, HTTP API, Pulse)
- * register their series in the `Metric.MetricRegistry` of the context they are
- * built in: by default the application's, which `PrometheusMetrics.format` and
- * `PrometheusMetrics.layerHttp` read, so an Effect application exports them
- * with its own metrics and needs nothing from this module. Use
- * `PipelineMetrics` for the same text as a value (`prometheus`, what the
- * service's `/metrics` serves), for a prom-client application
+ * The components (rate coordinator, feedback bus and handler, HTTP API,
+ * Pulse) register their series in the `Metric.MetricRegistry` of the context
+ * they are built in: by default the application's, which
+ * `PrometheusMetrics.format` and `PrometheusMetrics.layerHttp` read, so an
+ * Effect application exports them with its own and needs nothing from this
+ * module. Use `PipelineMetrics` for that text as a value (`prometheus`, what
+ * the service's `/metrics` serves), for a prom-client application
  * (`registerInto`), or to give a runtime a registry of its own (`isolated`).
- * What each metric is (name, type, help, labels) is in `metricDefinitionList`.
+ * What each metric means is in `metricDefinitionList`.
  *
- * Gotcha: two runtimes in one registry write the same series (the bus's, and a
- * provider's when they share one); the later one's replace the earlier one's.
- * Isolate one of them.
- *
- * @example
- * ```ts
- * import { Effect, Layer } from "effect"
- * import { PipelineMetrics, UnifiedRuntime } from "market-data-pipeline"
- *
- * // a registry of the runtime's own, e.g. in a test
- * const text = Effect.flatMap(Effect.service(PipelineMetrics), (metrics) => metrics.prometheus).pipe(
- *   Effect.provide(PipelineMetrics.isolated(UnifiedRuntime.layer))
- * )
- * ```
+ * Gotchas:
+ * - Two runtimes in one registry write the same series (the bus's, and a
+ *   provider's when they share one); the later replaces the earlier, with a
+ *   warning logged. Isolate one of them.
+ * - An isolated runtime's series are not in the application's exporters.
+ * - Values are read when scraped (nothing is pushed), and a component's
+ *   series leave the registry when its layer closes: scrape before that.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -43,12 +38,15 @@ import { type MetricDefinition, metricDefinitionList } from "./MetricDefinitions
  * `Registry` has it). Structural, so the package's types do not depend on
  * prom-client, an optional peer dependency.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface PromClientRegistry {
+  /** The registered metric of that name, or `undefined`: checked for every pipeline metric before adding any. */
   readonly getSingleMetric: (name: string) => unknown
+  /** Adds a collector (an object with `name`, `help`, `type` and an async `get`), one per pipeline metric. */
   readonly registerMetric: (metric: any) => void
+  /** Removes a metric by name; called for every pipeline metric when the `registerInto` scope closes. */
   readonly removeSingleMetric: (name: string) => void
 }
 
@@ -59,6 +57,24 @@ export interface PromClientRegistry {
  * series appear next to your own; `PipelineMetrics.isolated(layer)` gives a
  * runtime a registry of its own instead (tests, several runtimes in one
  * process).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { metricDefinitions, PipelineMetrics } from "market-data-pipeline"
+ *
+ * const program = Effect.gen(function*() {
+ *   const metrics = yield* PipelineMetrics
+ *   // an edge of your own counts a rejection in the pipeline's metric
+ *   yield* metrics.increment(metricDefinitions.eventsRejected, { reason: "unauthorized" })
+ *   const text = yield* metrics.prometheus
+ *   console.log(text.split("\n").filter((line) => line.includes("events_rejected")).join("\n"))
+ * })
+ * Effect.runPromise(program.pipe(Effect.provide(PipelineMetrics.layer)))
+ * // → # HELP pipeline_feedback_events_rejected_total Requests the HTTP API refused (reason = the error of its answer)
+ * // → # TYPE pipeline_feedback_events_rejected_total counter
+ * // → pipeline_feedback_events_rejected_total{reason="unauthorized"} 1
+ * ```
  *
  * @since 0.1.0
  * @category services
@@ -85,8 +101,29 @@ export class PipelineMetrics extends Context.Service<PipelineMetrics, {
   ) => Effect.Effect<void>
 }>()("market-data-pipeline/PipelineMetrics") {
   /**
-   * Reads the registry of the context it is built in. Its series are removed
-   * when its scope closes.
+   * Reads the registry of the context it is built in. The series it
+   * registered (those counted with `increment`) are removed when its scope
+   * closes.
+   *
+   * @example
+   * ```ts
+   * import { Effect, Metric } from "effect"
+   * import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
+   * import { metricDefinitions, PipelineMetrics } from "market-data-pipeline"
+   *
+   * const program = Effect.gen(function*() {
+   *   yield* Metric.update(Metric.counter("app_requests_total"), 1)
+   *   const metrics = yield* PipelineMetrics
+   *   yield* metrics.increment(metricDefinitions.eventsRejected, { reason: "bad_json" })
+   *   // the application's registry: the exporter prints both, and so does `prometheus`
+   *   const exported = yield* PrometheusMetrics.format()
+   *   console.log(exported.includes("app_requests_total 1"), exported.includes(`{reason="bad_json"} 1`))
+   *   console.log((yield* metrics.prometheus) === exported)
+   * })
+   * Effect.runPromise(program.pipe(Effect.provide(PipelineMetrics.layer)))
+   * // → true true
+   * // → true
+   * ```
    *
    * @since 0.1.0
    * @category layers
@@ -148,7 +185,29 @@ export class PipelineMetrics extends Context.Service<PipelineMetrics, {
    * are then only in `PipelineMetrics.prometheus` (and `registerInto`), not
    * in the application's exporters.
    *
-   * @since 0.1.0
+   * @example
+   * ```ts
+   * import { Effect, Metric } from "effect"
+   * import { metricDefinitions, PipelineMetrics } from "market-data-pipeline"
+   *
+   * const program = Effect.gen(function*() {
+   *   const metrics = yield* PipelineMetrics
+   *   yield* metrics.increment(metricDefinitions.eventsRejected, { reason: "unauthorized" })
+   *   const text = yield* metrics.prometheus
+   *   console.log(text.includes("events_rejected_total"), text.includes("app_requests_total"))
+   * })
+   * Effect.runPromise(Effect.gen(function*() {
+   *   yield* Metric.update(Metric.counter("app_requests_total"), 1)
+   *   // the application's registry: the application's metric is there too
+   *   yield* program.pipe(Effect.provide(PipelineMetrics.layer))
+   *   // a registry of its own: only what was built on it
+   *   yield* program.pipe(Effect.provide(PipelineMetrics.isolated(PipelineMetrics.layer)))
+   * }))
+   * // → true true
+   * // → true false
+   * ```
+   *
+   * @since 0.2.0
    * @category layers
    */
   static readonly isolated = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, R> =>
@@ -166,7 +225,11 @@ const runtimesIn = new WeakMap<Metric.MetricRegistry, number>()
  * @since 0.1.0
  * @category errors
  */
-export class DuplicateMetric extends Data.TaggedError("DuplicateMetric")<{ readonly name: string }> {
+export class DuplicateMetric extends Data.TaggedError("DuplicateMetric")<{
+  /** The name of the first pipeline metric found already registered (`pipeline_rate_scale_factor`). */
+  readonly name: string
+}> {
+  /** Names the metric that is already registered. */
   override get message(): string {
     return `the prom-client registry already has a metric named ${this.name}`
   }

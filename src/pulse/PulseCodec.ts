@@ -1,42 +1,27 @@
 /**
  * The bytes of Pulse, the Python services' event bus on Redis Streams, for
- * feedback: the stream and dead-letter keys, the decoding of an entry's `data`
- * field into a `FeedbackEvent`, and the body a Python publisher would write
- * for one.
+ * feedback: the stream and dead-letter keys, the decoding of an entry's
+ * `data` field into a `FeedbackEvent`, and the body a Python publisher would
+ * write for one, byte for byte (`json.dumps` defaults: `", "`/`": "`
+ * separators, `\uXXXX` escapes, `repr` floats).
  *
- * Three body shapes exist in the wild and all decode: the intended envelope
- * (schema id `telemetry.FeedbackEvent`), the core's direct publish
- * (`telemetry.backpressure.FeedbackEvent`), and the real store's double wrap
- * (`events.envelope.EventEnvelope` around a whole inner envelope, whose
- * headers carry `reason` and `utilization`). The payload is validated as the
- * Python consumer validates it — pydantic's lax mode: numeric strings and
- * booleans in number fields, integral floats in int fields, unknown keys
- * ignored, `source` defaulting to `"store"` — and its coordinator id is
- * bounded as at every ingest edge. The envelope's `hash` is never checked:
- * the Python side never computes a matching one.
+ * Use it to inspect a stream, write golden entries in tests or bridge
+ * another transport; to move events, use `PulseConsumer` / `PulsePublisher`.
  *
- * Encoding writes exactly what Python's `JsonCodec` writes (`json.dumps`
- * defaults: `", "`/`": "` separators, `\uXXXX` escapes, `repr` floats), so
- * a Python consumer reads it and golden bytes compare equal.
+ * Gotchas:
+ * - Three body shapes exist in the wild and all decode: the intended
+ *   envelope (`telemetry.FeedbackEvent`), the core's direct publish
+ *   (`telemetry.backpressure.FeedbackEvent`) and the store's double wrap
+ *   (`events.envelope.EventEnvelope`, whose inner headers carry `reason` and
+ *   `utilization`). Encoding always writes the first.
+ * - Payloads are validated as pydantic's lax mode does (numeric strings in
+ *   number fields, unknown keys ignored, `source` defaulting to `"store"`),
+ *   but integers beyond 2^53 and non-finite floats are refused.
+ * - The envelope's `hash` is never checked (Python never computes a
+ *   matching one); a header named `"7"` is written before the others.
  *
- * Gotchas: a header whose name is an array index (`"7"`) is written before the
- * others, as JavaScript orders such keys; integers beyond 2^53 and non-finite
- * floats are refused (the contracts' bounds), where Python would take them.
- *
- * @example
- * ```ts
- * import * as Result from "effect/Result"
- * import { decodeEntry, encodeEntry } from "./PulseCodec.ts"
- *
- * const data = encodeEntry(
- *   { coordinatorId: "bars-coord", queueSize: 800, capacity: 1000, level: "soft", source: "store", ts: 1700000002.25 },
- *   { ts: 1700000002.75, headers: { reason: "high_watermark", utilization: "0.800000" } }
- * )
- * const decoded = decodeEntry(data)
- * if (Result.isSuccess(decoded)) console.log(decoded.success.event.level) // "soft"
- * ```
- *
- * @since 0.1.0
+ * @since 0.2.0
+ * @module
  */
 import * as Data from "effect/Data"
 import * as Result from "effect/Result"
@@ -47,7 +32,7 @@ import * as internal from "./internal/entry.ts"
  * The schema id a publisher writes, the one the Python consumer resolves to
  * `FeedbackEvent`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constants
  */
 export const FEEDBACK_SCHEMA_ID: "telemetry.FeedbackEvent" = internal.FEEDBACK_SCHEMA_ID
@@ -57,7 +42,7 @@ export const FEEDBACK_SCHEMA_ID: "telemetry.FeedbackEvent" = internal.FEEDBACK_S
  * bus prefixes its namespace to a logical stream name that already carries
  * it, so the namespace really appears twice (`mdp:mdp.telemetry.feedback`).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category keys
  */
 export const streamKey = (namespace: string): string => `${namespace}:${namespace}.telemetry.feedback`
@@ -67,7 +52,7 @@ export const streamKey = (namespace: string): string => `${namespace}:${namespac
  * entries have the Python layout: fields `original_id`, `reason` (a
  * {@link PulseDecodeError}'s `reason`) and `data` (the original text).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category keys
  */
 export const deadLetterKey = (namespace: string): string => `${streamKey(namespace)}.dlq`
@@ -76,7 +61,7 @@ export const deadLetterKey = (namespace: string): string => `${streamKey(namespa
  * What one stream entry carries: the validated event, and the envelope
  * details the consumer needs for its metrics.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface PulseFeedback {
@@ -99,12 +84,14 @@ export interface PulseFeedback {
  * Expected a value greater than or equal to 0, got -1`), at most 1024
  * characters; `message` is the same text.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category errors
  */
 export class PulseDecodeError extends Data.TaggedError("PulseDecodeError")<{
+  /** Every problem found, `path: expected, got`, at most 1024 characters: the DLQ entry's `reason`. */
   readonly reason: string
 }> {
+  /** The `reason`, unchanged. */
   override get message(): string {
     return this.reason
   }
@@ -118,7 +105,7 @@ export class PulseDecodeError extends Data.TaggedError("PulseDecodeError")<{
  * a coordinator id an ingest edge refuses — is a {@link PulseDecodeError}.
  * Never throws.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category decoding
  */
 export const decodeEntry = (data: string): Result.Result<PulseFeedback, PulseDecodeError> => {
@@ -131,7 +118,7 @@ export const decodeEntry = (data: string): Result.Result<PulseFeedback, PulseDec
 /**
  * Options of {@link encodeEntry}.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface EncodeOptions {
@@ -157,7 +144,25 @@ export interface EncodeOptions {
  * The event must satisfy the contract (decoded, or built to its type); a
  * non-finite `ts` (event or envelope) throws a `RangeError`.
  *
- * @since 0.1.0
+ * @example
+ * ```ts
+ * import * as Result from "effect/Result"
+ * import { decodeEntry, encodeEntry } from "market-data-pipeline"
+ *
+ * const data = encodeEntry(
+ *   { coordinatorId: "bars-coord", queueSize: 800, capacity: 1000, level: "soft", source: "store", ts: 1700000002.25 },
+ *   { ts: 1700000002.75, headers: { reason: "high_watermark" } }
+ * )
+ * console.log(data.slice(0, 90))
+ * const decoded = decodeEntry(data)
+ * if (Result.isSuccess(decoded)) console.log(decoded.success.event.level, decoded.success.schemaId)
+ * console.log(Result.isFailure(decodeEntry("{}")))
+ * // → {"ts": 1700000002.75, "key": "bars-coord", "meta": {"schema_id": "telemetry.FeedbackEvent"
+ * // → soft telemetry.FeedbackEvent
+ * // → true
+ * ```
+ *
+ * @since 0.2.0
  * @category encoding
  */
 export const encodeEntry: (event: FeedbackEvent, options: EncodeOptions) => string = internal.encode

@@ -1,42 +1,28 @@
 /**
- * Reads the Pulse feedback stream (the Python store's Redis stream,
+ * Reads the Pulse feedback stream (the Python store's Redis stream
  * `<ns>:<ns>.telemetry.feedback`) through a consumer group and hands each
- * decoded event on, at least once and without losing any: in the service, to
- * the in-process `FeedbackBus` through `FeedbackPublisher`.
+ * decoded event on, at least once: with `PulseConsumer.layer`, to the
+ * in-process `FeedbackBus` through `FeedbackPublisher`.
  *
- * An entry is acknowledged (`XACK`) only after its event was handled. On
- * start, and after every reconnection, the consumer first re-reads its own
- * pending entries, then waits for new ones with a blocking read on a
- * connection of its own (`Redis.reserve`). Every `claimInterval` it claims
- * (`XAUTOCLAIM`) entries that another consumer, or itself, left pending for
- * longer than `claimIdle`, so a crashed instance's events are processed. An
- * entry that cannot be decoded, or that was delivered more than
- * `maxDeliveries` times, is written to the dead-letter stream
- * `<stream key>.dlq` (fields `original_id`, `reason`, `data`, as Python
- * writes them) and acknowledged: never a crash, never an endless retry.
+ * Use it when the store publishes its feedback to Redis (the Python
+ * deployment, or `PulsePublisher` in another process); when store and
+ * pipeline share a process, publish on the `FeedbackBus` directly.
  *
- * Gotchas: the group is created at `"0"` by default, so entries published
- * before it existed are read too (Python creates it at `$` and loses them).
- * Every group receives every entry: two pipelines that must both see every
- * event use two groups; instances of one pipeline share one group and split
- * the entries between them. A Python pipeline that reads group `pipeline`
- * never acknowledges, so a TypeScript consumer joining that same group
- * inherits its ever-growing pending list: give it a group of its own.
+ * Gotchas:
+ * - An entry is acknowledged (`XACK`) only after its handler succeeded; a
+ *   crashed consumer's pending entries are claimed (`XAUTOCLAIM`) by any
+ *   consumer of the group after `claimIdle`. Undecodable entries, and those
+ *   delivered more than `maxDeliveries` times, go to `<stream key>.dlq` and
+ *   are acknowledged: never a crash, never an endless retry.
+ * - Every group gets every entry: two pipelines use two groups, instances of
+ *   one pipeline share one. It is created at `"0"`, so entries published
+ *   before it existed are read too (Python's `$` loses them).
+ * - Python's pipeline never acknowledges in group `pipeline`: give a
+ *   TypeScript consumer its own group, or it inherits that pending list.
+ * - Redis being down never fails the layer: it retries with a capped backoff.
  *
- * @example
- * ```ts
- * import * as NodeRedis from "@effect/platform-node/NodeRedis"
- * import { Layer } from "effect"
- * import { FeedbackBus, PulseConsumer } from "market-data-pipeline"
- *
- * // feedback from the store's Redis lands on the in-process bus
- * const pulse = PulseConsumer.layer({ namespace: "mdp", consumer: "pipeline-1" }).pipe(
- *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true })),
- *   Layer.provide(FeedbackBus.layer)
- * )
- * ```
- *
- * @since 0.1.0
+ * @since 0.2.0
+ * @module
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -55,7 +41,7 @@ import type { PulseFeedback } from "./PulseCodec.ts"
  * every field is optional. The Python environment name, or the one the
  * design notes propose, is given with each default.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface PulseConsumerOptions {
@@ -99,7 +85,7 @@ export interface PulseConsumerOptions {
 /**
  * What a consumer has done since it started.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface PulseConsumerStats {
@@ -124,7 +110,7 @@ export interface PulseConsumerStats {
  * failure leaves the entry pending: it is delivered again, until
  * `maxDeliveries`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type PulseHandler = (feedback: PulseFeedback, id: string) => Effect.Effect<void, unknown>
@@ -133,12 +119,20 @@ export type PulseHandler = (feedback: PulseFeedback, id: string) => Effect.Effec
  * An option of {@link PulseConsumer.make} that cannot be used: names the
  * option, the value given and what was expected.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category errors
  */
 export class InvalidPulseConsumerOptions extends Data.TaggedError("InvalidPulseConsumerOptions")<
-  { readonly option: string; readonly value: unknown; readonly expected: string }
+  {
+    /** The `PulseConsumerOptions` field at fault, such as `"count"`. */
+    readonly option: string
+    /** The value given for it. */
+    readonly value: unknown
+    /** What it must be, such as `"a positive integer"`. */
+    readonly expected: string
+  }
 > {
+  /** Names the option, what it must be and the value given. */
   override get message(): string {
     return describe("PulseConsumer", this)
   }
@@ -159,14 +153,48 @@ export class InvalidPulseConsumerOptions extends Data.TaggedError("InvalidPulseC
  * `pulse_pending_messages{stream}` (the group's pending entries, refreshed
  * every `claimInterval`).
  *
- * @since 0.1.0
+ * @example
+ * ```ts
+ * import * as NodeRedis from "@effect/platform-node/NodeRedis"
+ * import { Deferred, Effect } from "effect"
+ * import * as Redis from "effect/persistence/Redis"
+ * import { encodeEntry, type FeedbackEvent, PulseConsumer, type PulseFeedback, streamKey } from "market-data-pipeline"
+ *
+ * const namespace = `example-${process.pid}`
+ * const program = Effect.gen(function*() {
+ *   const redis = yield* Redis.Redis
+ *   // what the Python store writes
+ *   const event: FeedbackEvent = {
+ *     coordinatorId: "bars-coord", queueSize: 950, capacity: 1000, level: "hard", source: "store", ts: 1
+ *   }
+ *   yield* redis.send("XADD", streamKey(namespace), "*", "data", encodeEntry(event, { ts: 1 }))
+ *   const received = yield* Deferred.make<PulseFeedback>()
+ *   yield* PulseConsumer.make({ namespace, block: "100 millis" }, (feedback) => Deferred.succeed(received, feedback))
+ *   const { event: heard, headers } = yield* Deferred.await(received)
+ *   console.log(heard.coordinatorId, heard.level, headers)
+ * })
+ *
+ * // the consumer stops with its scope; then the example's stream (and group) goes
+ * const cleanup = Effect.orDie(Effect.flatMap(Redis.Redis, (redis) => redis.send("DEL", streamKey(namespace))))
+ * Effect.runPromise(program.pipe(
+ *   Effect.scoped,
+ *   Effect.ensuring(cleanup),
+ *   Effect.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+ * ))
+ * // → bars-coord hard {}
+ * ```
+ *
+ * @since 0.2.0
  * @category services
  */
 export class PulseConsumer extends Context.Service<PulseConsumer, {
-  /** The Redis stream key read. */
+  /** The Redis stream key read, `<ns>:<ns>.telemetry.feedback`. */
   readonly stream: string
+  /** The consumer group it reads in (option `group`, default `pipeline`). */
   readonly group: string
+  /** Its name in the group (option `consumer`, default `<hostname>-<pid>`). */
   readonly consumer: string
+  /** Counts since it started, and whether it is reading now. */
   readonly stats: Effect.Effect<PulseConsumerStats>
 }>()("market-data-pipeline/PulseConsumer") {
   /**
@@ -178,7 +206,7 @@ export class PulseConsumer extends Context.Service<PulseConsumer, {
    * unavailable Redis does not fail it: the consumer retries with a capped
    * backoff.
    *
-   * @since 0.1.0
+   * @since 0.2.0
    * @category constructors
    */
   static readonly make: (
@@ -200,7 +228,39 @@ export class PulseConsumer extends Context.Service<PulseConsumer, {
    * `publish` never fails), so the feedback handler applies what the store
    * wrote to Redis.
    *
-   * @since 0.1.0
+   * @example
+   * ```ts
+   * import * as NodeRedis from "@effect/platform-node/NodeRedis"
+   * import { Deferred, Effect, Layer } from "effect"
+   * import * as Redis from "effect/persistence/Redis"
+   * import { encodeEntry, FeedbackBus, type FeedbackEvent, PulseConsumer, streamKey } from "market-data-pipeline"
+   *
+   * const namespace = `example-${process.pid}`
+   * // feedback from the store's Redis lands on the in-process bus
+   * const pulse = PulseConsumer.layer({ namespace, consumer: "pipeline-1", block: "100 millis" }).pipe(
+   *   Layer.provideMerge(FeedbackBus.layer)
+   * )
+   * const program = Effect.gen(function*() {
+   *   const heard = yield* Deferred.make<FeedbackEvent>()
+   *   yield* (yield* FeedbackBus).consume("example", (event) => Deferred.succeed(heard, event))
+   *   const event: FeedbackEvent = {
+   *     coordinatorId: "bars-coord", queueSize: 0, capacity: 1000, level: "ok", source: "store", ts: 1
+   *   }
+   *   yield* (yield* Redis.Redis).send("XADD", streamKey(namespace), "*", "data", encodeEntry(event, { ts: 1 }))
+   *   console.log((yield* Deferred.await(heard)).level)
+   * })
+   *
+   * const cleanup = Effect.orDie(Effect.flatMap(Redis.Redis, (redis) => redis.send("DEL", streamKey(namespace))))
+   * Effect.runPromise(program.pipe(
+   *   Effect.scoped,
+   *   Effect.provide(pulse),
+   *   Effect.ensuring(cleanup),
+   *   Effect.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+   * ))
+   * // → ok
+   * ```
+   *
+   * @since 0.2.0
    * @category layers
    */
   static readonly layer = (

@@ -1,45 +1,28 @@
 /**
  * A `FeedbackPublisher` that speaks Pulse: every event becomes an entry of
  * the feedback stream (`XADD <ns>:<ns>.telemetry.feedback MAXLEN ~ n * data
- * <body>`) whose body is byte for byte what a Python publisher writes for
- * the same event and envelope time, with schema id `telemetry.FeedbackEvent`,
- * so the Python consumer resolves it. Use it for a TypeScript store, a
- * simulated store or a test harness that must reach pipelines over Redis.
+ * <body>`) whose body is byte for byte what a Python publisher writes, with
+ * schema id `telemetry.FeedbackEvent`, so Python and TypeScript consumers
+ * alike read it.
  *
- * `publish` never waits for Redis: it leaves the event in a bounded queue
- * holding the latest unsent event of each coordinator, drained by a fiber of
- * the layer. If Redis is slow, a queued event is superseded by a newer event
- * of its coordinator (only the newest is worth sending: a level persists
- * until the next report); the latest event is never the one dropped. While
- * Redis is unavailable, the queue keeps each coordinator's latest event and
- * retries with a capped backoff. When the scope closes, what is still queued
- * gets up to `closeTimeout` to be written.
+ * Use it for a TypeScript store, a simulated store or a test harness that
+ * must reach pipelines over Redis (`PulseConsumer` on the other side). Within
+ * one process, publish on the `FeedbackBus` instead.
  *
- * Gotchas: a Python consumer only sees entries published after its group
- * exists; the publisher therefore creates group `pipeline` at `0` (the
- * `groups` option) so nothing published before the Python pipeline starts is
- * lost to it. The envelope `ts` is the time of `publish` (`pulse_lag_ms` on
- * the reading side is measured from it).
+ * Gotchas:
+ * - `publish` never waits for Redis and never fails: it queues the event and
+ *   a fiber of the layer writes it. The queue keeps only the latest unsent
+ *   event per coordinator (an older one is superseded: a level holds until
+ *   the next report), and drops a new coordinator's event while `maxQueued`
+ *   coordinators wait. It is lossy by design; `flush` waits for the queue.
+ * - While Redis is down, events wait in the queue (capped backoff); closing
+ *   the scope gives what is queued `closeTimeout` to go out.
+ * - A Python consumer only sees entries published after its group exists:
+ *   the publisher creates group `pipeline` at `0` on start (`groups`).
+ * - The envelope `ts` is the time of `publish`, not the event's `ts`.
  *
- * @example
- * ```ts
- * import * as NodeRedis from "@effect/platform-node/NodeRedis"
- * import { Effect, Layer } from "effect"
- * import { FeedbackPublisher, PulsePublisher } from "market-data-pipeline"
- *
- * const program = Effect.gen(function*() {
- *   const publisher = yield* FeedbackPublisher
- *   yield* publisher.publish({
- *     coordinatorId: "bars-coord", queueSize: 800, capacity: 1000, level: "soft", source: "store", ts: 1700000002.25
- *   })
- * }).pipe(
- *   Effect.provide(PulsePublisher.layer({ namespace: "mdp" }).pipe(
- *     Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
- *   ))
- * )
- * ```
- *
- * @since 0.1.0
+ * @since 0.2.0
+ * @module
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -57,7 +40,7 @@ import { checkOptions, make as makePublisher } from "./internal/publisher.ts"
  * Options of {@link PulsePublisher.make} and {@link PulsePublisher.layer};
  * every field is optional.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface PulsePublisherOptions {
@@ -96,12 +79,20 @@ export interface PulsePublisherOptions {
  * An option of {@link PulsePublisher.make} that cannot be used: names the
  * option, the value given and what was expected.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category errors
  */
 export class InvalidPulsePublisherOptions extends Data.TaggedError("InvalidPulsePublisherOptions")<
-  { readonly option: string; readonly value: unknown; readonly expected: string }
+  {
+    /** The `PulsePublisherOptions` field at fault, such as `"maxLen"`. */
+    readonly option: string
+    /** The value given for it. */
+    readonly value: unknown
+    /** What it must be, such as `"a positive integer"`. */
+    readonly expected: string
+  }
 > {
+  /** Names the option, what it must be and the value given. */
   override get message(): string {
     return describe("PulsePublisher", this)
   }
@@ -119,7 +110,36 @@ export class InvalidPulsePublisherOptions extends Data.TaggedError("InvalidPulse
  * (queue full), and the histogram `pulse_publish_latency_ms{stream,track}`
  * (Python's buckets 1 … 5000 ms) from `publish` to Redis' answer.
  *
- * @since 0.1.0
+ * @example
+ * ```ts
+ * import * as NodeRedis from "@effect/platform-node/NodeRedis"
+ * import { Effect } from "effect"
+ * import * as Redis from "effect/persistence/Redis"
+ * import * as Result from "effect/Result"
+ * import { decodeEntry, PulsePublisher } from "market-data-pipeline"
+ *
+ * const program = Effect.gen(function*() {
+ *   const publisher = yield* PulsePublisher.make({ namespace: `example-${process.pid}`, groups: [] })
+ *   yield* publisher.publish({
+ *     coordinatorId: "bars-coord", queueSize: 800, capacity: 1000, level: "soft", source: "store", ts: 1700000002.25
+ *   })
+ *   // returns once written (bound it in real code: it waits for Redis)
+ *   yield* publisher.flush
+ *   const redis = yield* Redis.Redis
+ *   const entries = yield* redis.send<Array<[string, Array<string>]>>("XRANGE", publisher.stream, "-", "+")
+ *   yield* redis.send("DEL", publisher.stream)
+ *   const decoded = decodeEntry(entries[0]![1][1]!)
+ *   if (Result.isSuccess(decoded)) console.log(decoded.success.event.level, decoded.success.headers)
+ * })
+ *
+ * Effect.runPromise(program.pipe(
+ *   Effect.scoped,
+ *   Effect.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+ * ))
+ * // → soft { utilization: '0.800000' }
+ * ```
+ *
+ * @since 0.2.0
  * @category services
  */
 export class PulsePublisher extends Context.Service<PulsePublisher, {
@@ -139,7 +159,7 @@ export class PulsePublisher extends Context.Service<PulsePublisher, {
    * cannot be used fail with `InvalidPulsePublisherOptions`; an unavailable
    * Redis does not fail it.
    *
-   * @since 0.1.0
+   * @since 0.2.0
    * @category constructors
    */
   static readonly make: (
@@ -151,9 +171,38 @@ export class PulsePublisher extends Context.Service<PulsePublisher, {
   )
 
   /**
-   * Provides `PulsePublisher` and, publishing through it, `FeedbackPublisher`.
+   * Provides `PulsePublisher` and, publishing through it, `FeedbackPublisher`,
+   * so code written against `FeedbackPublisher` reaches Redis unchanged.
    *
-   * @since 0.1.0
+   * @example
+   * ```ts
+   * import * as NodeRedis from "@effect/platform-node/NodeRedis"
+   * import { Effect } from "effect"
+   * import * as Redis from "effect/persistence/Redis"
+   * import { FeedbackPublisher, PulsePublisher, streamKey } from "market-data-pipeline"
+   *
+   * const namespace = `example-${process.pid}`
+   * const program = Effect.gen(function*() {
+   *   const feedback = yield* FeedbackPublisher
+   *   yield* feedback.publish({
+   *     coordinatorId: "bars-coord", queueSize: 800, capacity: 1000, level: "soft", source: "store", ts: 1700000002.25
+   *   })
+   * }).pipe(Effect.provide(PulsePublisher.layer({ namespace })))
+   *
+   * // closing the layer's scope wrote what was queued
+   * const check = Effect.gen(function*() {
+   *   const redis = yield* Redis.Redis
+   *   console.log(yield* redis.send("XLEN", streamKey(namespace)))
+   *   yield* redis.send("DEL", streamKey(namespace))
+   * })
+   * Effect.runPromise(program.pipe(
+   *   Effect.andThen(check),
+   *   Effect.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+   * ))
+   * // → 1
+   * ```
+   *
+   * @since 0.2.0
    * @category layers
    */
   static readonly layer = (

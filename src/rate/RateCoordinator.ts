@@ -1,7 +1,31 @@
 /**
- * Per-provider token buckets that every provider call goes through.
+ * The rate coordinator: one token bucket per provider that every call to it
+ * goes through, with a first-in first-out line of waiters, a runtime scale
+ * (the feedback's throttle), a circuit breaker and cooldowns. `layer` keeps
+ * the buckets in this process; `layerRedis` keeps them in Redis, shared by
+ * every process with the same Redis and key prefix.
+ *
+ * Use it in front of an API with a rate limit: register each provider once
+ * (`capacity` = burst, `refillRate` = tokens/s), then `acquire` before each
+ * call (it waits its turn) or `tryAcquire` (it never waits: shed or defer the
+ * work), and report outcomes with `recordFailure` / `recordSuccess`. The
+ * feedback handler drives `setBudgetScale` and `setGlobalPressure` through
+ * `RateCoordinatorAdapter`. To bound concurrency rather than rate, use
+ * Effect's `Semaphore`; for keyed quotas, Effect's `RateLimiter`.
+ *
+ * Gotchas:
+ * - Rates are tokens per second; durations are seconds (`cooldownSec`).
+ * - `acquire` and `tryAcquire` fail on an unregistered provider; the setters
+ *   only log a warning.
+ * - The scale is clamped to [0, 1]; 0 pauses, burst included. The pressure
+ *   level is only recorded: it does not change the rate.
+ * - With `layerRedis` the bucket, scale and pressure are shared; the breaker
+ *   and cooldowns stay per process.
+ * - A coordinator dies with its scope: parked waiters are interrupted, later
+ *   acquires fail with `CoordinatorClosed`.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
@@ -58,15 +82,18 @@ export interface ProviderOptions {
  *   four workers); `pipeline_rate_shared_degraded{provider}` is 1 meanwhile.
  * - `"allow"`: every call is granted (fail-open; an explicit choice).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
-export type RedisUnavailablePolicy = "wait" | "fail" | "allow" | { readonly local: number }
+export type RedisUnavailablePolicy = "wait" | "fail" | "allow" | {
+  /** This process's share of each provider's rate and burst while Redis is away, in (0, 1]. */
+  readonly local: number
+}
 
 /**
  * Options of {@link RateCoordinator.layerRedis}.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface RedisCoordinatorOptions {
@@ -91,19 +118,31 @@ export interface RedisCoordinatorOptions {
  * @category models
  */
 export interface ProviderState {
+  /** The provider's registered name. */
   readonly provider: string
+  /** Burst: the most tokens the bucket holds. */
   readonly capacity: number
   /** The registered refill rate, tokens/s. */
   readonly baseRate: number
   /** The rate in force: `baseRate × scale` (0 while paused). */
   readonly rate: number
+  /**
+   * The scale in force, in [0, 1]; with `layerRedis`, the smallest of the one
+   * set with `setBudgetScale` and those `CoordinatorLevels` holds.
+   */
   readonly scale: number
+  /**
+   * The last level set with `setGlobalPressure`; with `layerRedis`, the worst
+   * of it and the levels `CoordinatorLevels` holds.
+   */
   readonly pressure: BackpressureLevel
   /** Tokens in the bucket now (fractional). */
   readonly available: number
   /** Acquirers parked in the FIFO queue. */
   readonly waiters: number
+  /** The circuit breaker: `half_open` once the open period is over, until a trial call succeeds or fails. */
   readonly circuit: "closed" | "open" | "half_open"
+  /** Whether a `"global"` cooldown is running (`acquire` fails with `ProviderInCooldown`). */
   readonly inCooldown: boolean
 }
 
@@ -130,6 +169,34 @@ export interface ProviderState {
  * once with `CoordinatorClosed`; every other call still returns at once,
  * reading or updating state that nothing can spend any more.
  *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { RateCoordinator } from "market-data-pipeline"
+ *
+ * const program = Effect.gen(function*() {
+ *   const rates = yield* RateCoordinator
+ *   // a burst of 2, then 4 tokens/s
+ *   yield* rates.registerProvider("ibkr", { capacity: 2, refillRate: 4 })
+ *   // one token per call, in arrival order: 2 at once, the third 250 ms later
+ *   yield* Effect.forEach(["AAPL", "MSFT", "NVDA"], (symbol) => Effect.as(rates.acquire("ibkr"), symbol))
+ *   // tryAcquire never waits: false while the bucket is empty
+ *   console.log(yield* rates.tryAcquire("ibkr"))
+ *   // what the feedback does under pressure: half the rate (0 would pause)
+ *   yield* rates.setGlobalPressure("ibkr", "soft")
+ *   yield* rates.setBudgetScale("ibkr", 0.5)
+ *   const { pressure, rate } = yield* rates.state("ibkr")
+ *   console.log(pressure, rate)
+ *   console.log((yield* Effect.flip(rates.acquire("polygon")))._tag)
+ * })
+ *
+ * // one process; processes sharing one limit use RateCoordinator.layerRedis
+ * Effect.runPromise(program.pipe(Effect.provide(RateCoordinator.layer)))
+ * // → false
+ * // → soft 2
+ * // → UnknownProvider
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
@@ -137,7 +204,9 @@ export class RateCoordinator extends Context.Service<RateCoordinator, {
   /**
    * Registers a provider, or replaces its configuration and state (full
    * bucket, scale 1, pressure ok, breaker closed) if it exists; parked
-   * waiters stay in line.
+   * waiters stay in line. With `layerRedis` the shared bucket keeps its
+   * tokens, scale and pressure: a new `capacity` or `refillRate` applies to
+   * every process, and the last process to register wins.
    */
   readonly registerProvider: (name: string, options?: ProviderOptions) => Effect.Effect<void, InvalidProviderOptions>
   /**
@@ -165,6 +234,11 @@ export class RateCoordinator extends Context.Service<RateCoordinator, {
     provider: string,
     level: BackpressureLevel | string
   ) => Effect.Effect<void, InvalidPressureLevel>
+  /**
+   * A snapshot of the provider's bucket, scale, line and breaker; fails with
+   * `UnknownProvider` if it was never registered. With `layerRedis` it asks
+   * Redis, and reports 0 available tokens while Redis cannot be reached.
+   */
   readonly state: (provider: string) => Effect.Effect<ProviderState, UnknownProvider>
   /** The registered providers, in registration order. */
   readonly providers: Effect.Effect<ReadonlyArray<string>>
@@ -204,7 +278,32 @@ export class RateCoordinator extends Context.Service<RateCoordinator, {
   static readonly make: Effect.Effect<RateCoordinator["Service"], never, Scope.Scope> = makeCoordinator
 
   /**
-   * The in-memory `RateCoordinator`.
+   * The in-memory `RateCoordinator`: buckets of this process only. It reads
+   * the `Clock` it is built with, so under `TestClock` waits move with
+   * `TestClock.adjust`.
+   *
+   * @example
+   * ```ts
+   * import { Effect, Fiber } from "effect"
+   * import { TestClock } from "effect/testing"
+   * import { RateCoordinator } from "market-data-pipeline"
+   *
+   * const program = Effect.gen(function*() {
+   *   const rates = yield* RateCoordinator
+   *   yield* rates.registerProvider("ibkr", { capacity: 1, refillRate: 2 })
+   *   yield* rates.acquire("ibkr")
+   *   const next = yield* Effect.forkChild(rates.acquire("ibkr"))
+   *   yield* TestClock.adjust("250 millis")
+   *   console.log((yield* rates.state("ibkr")).waiters)
+   *   yield* TestClock.adjust("250 millis")
+   *   yield* Fiber.join(next)
+   *   console.log("granted after 500 ms")
+   * })
+   *
+   * Effect.runPromise(program.pipe(Effect.provide(RateCoordinator.layer), Effect.provide(TestClock.layer())))
+   * // → 1
+   * // → granted after 500 ms
+   * ```
    *
    * @since 0.1.0
    * @category layers
@@ -223,7 +322,34 @@ export class RateCoordinator extends Context.Service<RateCoordinator, {
    * from `@effect/platform-node` (turn the offline queue off, or a dead link
    * queues calls instead of failing them).
    *
-   * @since 0.1.0
+   * @example
+   * ```ts
+   * import * as NodeRedis from "@effect/platform-node/NodeRedis"
+   * import { Context, Effect, Layer } from "effect"
+   * import { RateCoordinator } from "market-data-pipeline"
+   *
+   * // each call builds one process's coordinator; the same prefix shares the buckets
+   * const shared = () => RateCoordinator.layerRedis({ prefix: `example-${process.pid}`, keyTtl: "10 seconds" })
+   *
+   * const program = Effect.gen(function*() {
+   *   const a = Context.get(yield* Layer.build(shared()), RateCoordinator)
+   *   const b = Context.get(yield* Layer.build(shared()), RateCoordinator)
+   *   yield* a.registerProvider("ibkr", { capacity: 3, refillRate: 1 })
+   *   yield* b.registerProvider("ibkr", { capacity: 3, refillRate: 1 })
+   *   console.log(yield* a.tryAcquire("ibkr", 2))
+   *   // b sees what a took: 1 token left for everyone
+   *   console.log(yield* b.tryAcquire("ibkr", 2), yield* b.tryAcquire("ibkr", 1))
+   * })
+   *
+   * Effect.runPromise(program.pipe(
+   *   Effect.scoped,
+   *   Effect.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+   * ))
+   * // → true
+   * // → false true
+   * ```
+   *
+   * @since 0.2.0
    * @category layers
    */
   static readonly layerRedis = (

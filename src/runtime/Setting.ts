@@ -2,44 +2,25 @@
  * One setting, defined once: its environment variable, its command-line
  * flag, the schema a value must pass, its default and its documentation.
  *
- * Everything that reads a setting goes through {@link Setting.config}, an
- * Effect `Config` (schema-backed, with the default). The library reads it from
- * the current `ConfigProvider` ({@link read}); the command line decodes a
- * flag's text with the very same `Config` ({@link decode}), so a value given
- * as `--port 99999` or as `MDP_HTTP_PORT=99999` passes the same check and is
- * refused with the same one-line {@link InvalidSetting}:
+ * Define one with {@link make} (with a default) or {@link optional}; read it
+ * from the current `ConfigProvider` with {@link read} or {@link readAll}, and
+ * decode a flag's text with {@link decode}. Both go through the setting's own
+ * Effect `Config`, so `--port 99999` and `MDP_HTTP_PORT=99999` pass the same
+ * check and are refused with the same one-line {@link InvalidSetting}
+ * (`MDP_HTTP_PORT=99999: expected an integer from 0 to 65535`). A value that
+ * has neither a variable nor a flag needs no `Setting`: use a `Config`.
  *
- * ```text
- * MDP_HTTP_PORT=99999: expected an integer from 0 to 65535
- * --port 99999: expected an integer from 0 to 65535
- * ```
+ * Gotchas:
+ * - An empty environment variable counts as unset (the `ConfigProvider.fromEnv`
+ *   default); an empty flag value does not: it is checked, and refused where a
+ *   value is needed. Values are not trimmed.
+ * - `readAll` fails with the first setting refused, not with all of them.
+ * - A refusal shows the value (cut after 80 characters, quoted unless plain),
+ *   except a secret's, which never does.
+ * - A retired variable is only refused if {@link checkRetired} is run.
  *
- * Gotchas: an empty environment variable counts as unset (the
- * `ConfigProvider.fromEnv` default), an empty flag value does not (it is
- * checked, and refused where a value is needed). Values are not trimmed.
- *
- * @example
- * ```ts
- * import { ConfigProvider, Effect, Schema } from "effect"
- * import { Setting } from "market-data-pipeline"
- *
- * const workers = Setting.make({
- *   env: "APP_WORKERS",
- *   flag: { _tag: "Value", name: "workers", metavar: "N" },
- *   group: "app",
- *   description: "worker fibers",
- *   schema: Schema.Int.check(Schema.isGreaterThan(0)),
- *   expected: "a positive integer",
- *   default: 4
- * })
- *
- * // fails with InvalidSetting: "APP_WORKERS=0: expected a positive integer"
- * const program = Setting.read(workers).pipe(
- *   Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: { APP_WORKERS: "0" } }))
- * )
- * ```
- *
- * @since 0.1.0
+ * @since 0.2.0
+ * @module
  */
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
@@ -55,18 +36,34 @@ import * as SchemaGetter from "effect/SchemaGetter"
  * comma-separated list in the environment), or a switch without one
  * (`--no-feedback`), which sets the (boolean) setting to `value`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type SettingFlag =
-  | { readonly _tag: "Value"; readonly name: string; readonly metavar: string; readonly repeatable?: boolean }
-  | { readonly _tag: "Switch"; readonly name: string; readonly value: boolean }
+  | {
+    /** A flag followed by its value. */
+    readonly _tag: "Value"
+    /** The flag without its dashes: `port` for `--port`. */
+    readonly name: string
+    /** The value's placeholder in `--help`: `N` in `--port N`. */
+    readonly metavar: string
+    /** May be given several times; the values join into the variable's comma-separated list. */
+    readonly repeatable?: boolean
+  }
+  | {
+    /** A flag without a value. */
+    readonly _tag: "Switch"
+    /** The flag without its dashes: `no-feedback` for `--no-feedback`. */
+    readonly name: string
+    /** The boolean the setting takes when the switch is given. */
+    readonly value: boolean
+  }
 
 /**
  * A setting: where it is read from, how it is checked, its default and
  * what it means.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Setting<A> {
@@ -74,7 +71,7 @@ export interface Setting<A> {
   readonly env: string
   /** The command-line flag, if the service has one for it. */
   readonly flag: SettingFlag | undefined
-  /** What it configures: the section of `--help` and of the README's table. */
+  /** What it configures: the section of `--help` and of the settings table in docs/service.md. */
   readonly group: string
   /** One line for `--help`. */
   readonly description: string
@@ -106,6 +103,12 @@ export class InvalidSetting extends Data.TaggedError("InvalidSetting")<{
   /** What is wrong and what to do: `expected a positive number (items/s)`. */
   readonly problem: string
 }> {
+  /**
+   * One line: `--port 99999: expected ...` for a flag, `MDP_HTTP_PORT=99999: expected ...`
+   * for a variable, `MDP_HTTP_TOKEN must not be empty or blank` for a secret.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     if (this.value === undefined) return `${this.setting} ${this.problem}`
     const value = show(this.value)
@@ -113,10 +116,22 @@ export class InvalidSetting extends Data.TaggedError("InvalidSetting")<{
   }
 }
 
-interface Options<A> {
+/**
+ * What `make` and `optional` take to define a setting: its variable, flag,
+ * group and help line, the schema a value must pass and the words of a
+ * refusal.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options<A> {
+  /** The environment variable (`MDP_HTTP_PORT`). */
   readonly env: string
+  /** The CLI flag, if the setting has one (some are environment-only, such as a secret). */
   readonly flag?: SettingFlag | undefined
+  /** The section of `--help` and of the settings table it is listed in. */
   readonly group: string
+  /** Its help line, lower case, without a final period. */
   readonly description: string
   /** What a value is checked against (read from text as `Config.schema` does). */
   readonly schema: Schema.ConstraintCodec<A, unknown>
@@ -135,9 +150,35 @@ interface Options<A> {
 }
 
 /**
- * A setting with a default.
+ * A setting with a default, used when it is not given.
  *
- * @since 0.1.0
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect, Schema } from "effect"
+ * import { Setting } from "market-data-pipeline"
+ *
+ * const workers = Setting.make({
+ *   env: "APP_WORKERS",
+ *   flag: { _tag: "Value", name: "workers", metavar: "N" },
+ *   group: "app",
+ *   description: "worker fibers",
+ *   schema: Schema.Int.check(Schema.isGreaterThan(0)),
+ *   expected: "a positive integer",
+ *   default: 4
+ * })
+ *
+ * const program = Effect.gen(function*() {
+ *   console.log(yield* Setting.read(workers))
+ *   const error = yield* Effect.flip(Setting.decode(workers, "0", "--workers"))
+ *   console.log(error.message)
+ * })
+ * const env = ConfigProvider.fromEnv({ env: { APP_WORKERS: "8" } })
+ * Effect.runPromise(program.pipe(Effect.provideService(ConfigProvider.ConfigProvider, env)))
+ * // → 8
+ * // → --workers 0: expected a positive integer
+ * ```
+ *
+ * @since 0.2.0
  * @category constructors
  */
 export const make = <A>(
@@ -155,7 +196,7 @@ export const make = <A>(
 /**
  * A setting without a default: `Option.none()` when it is not given.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category constructors
  */
 export const optional = <A>(
@@ -196,7 +237,7 @@ const refusal = (setting: Setting<unknown>, given: string, raw: string): Invalid
  * {@link InvalidSetting} naming the variable; a provider that cannot be read
  * fails with its `ConfigError`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category reading
  */
 export const read = <A>(setting: Setting<A>): Effect.Effect<A, InvalidSetting | Config.ConfigError> =>
@@ -217,7 +258,7 @@ export const read = <A>(setting: Setting<A>): Effect.Effect<A, InvalidSetting | 
  * setting's own `Config`, so it passes exactly the checks the environment
  * variable does; a refusal names `given` (e.g. `--port`).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category reading
  */
 export const decode = <A>(setting: Setting<A>, raw: string, given: string): Effect.Effect<A, InvalidSetting> =>
@@ -228,7 +269,7 @@ export const decode = <A>(setting: Setting<A>, raw: string, given: string): Effe
 /**
  * The values of a record of settings.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export type Values<S extends Record<string, Setting<any>>> = {
@@ -239,7 +280,7 @@ export type Values<S extends Record<string, Setting<any>>> = {
  * Reads every setting of a record from the current `ConfigProvider`; fails
  * with the first that is refused.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category reading
  */
 export const readAll = <S extends Record<string, Setting<any>>>(
@@ -254,11 +295,13 @@ export const readAll = <S extends Record<string, Setting<any>>>(
  * An environment variable that is no longer read, and the setting that
  * replaced it.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
 export interface Retired {
+  /** The variable no longer read, e.g. `MDP_RATE_REFILL`. */
   readonly env: string
+  /** The setting to use instead, named (with its flag) in the refusal. */
   readonly replacement: Setting<unknown>
 }
 
@@ -267,7 +310,7 @@ export interface Retired {
  * run with a value the user did not choose): `MDP_RATE_REFILL=10: no longer
  * read; set MDP_PROVIDER_RATE (--provider-rate) instead`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category reading
  */
 export const checkRetired = (
@@ -301,7 +344,7 @@ const show = (value: string): string => {
 /**
  * Text without white space, not empty: a name, a prefix, an address.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category schemas
  */
 export const NonBlank: Schema.String = Schema.String.check(Schema.isPattern(/^\S+$/))
@@ -309,7 +352,7 @@ export const NonBlank: Schema.String = Schema.String.check(Schema.isPattern(/^\S
 /**
  * A finite number above 0 (a rate).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category schemas
  */
 export const Positive: Schema.Finite = Schema.Finite.check(Schema.isGreaterThan(0))
@@ -317,7 +360,7 @@ export const Positive: Schema.Finite = Schema.Finite.check(Schema.isGreaterThan(
 /**
  * An integer above 0 (a count, a size).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category schemas
  */
 export const PositiveInt: Schema.Int = Schema.Int.check(Schema.isGreaterThan(0))
@@ -325,7 +368,7 @@ export const PositiveInt: Schema.Int = Schema.Int.check(Schema.isGreaterThan(0))
 /**
  * Seconds: a finite number from 0 (a duration, a timeout; 0 often means "off").
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category schemas
  */
 export const Seconds: Schema.Finite = Schema.Finite.check(
@@ -336,7 +379,7 @@ export const Seconds: Schema.Finite = Schema.Finite.check(
  * What a refused {@link BooleanText} value is told it should be:
  * `expected true/false, yes/no, on/off or 1/0`.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category schemas
  */
 export const booleanExpected: string = "true/false, yes/no, on/off or 1/0"
@@ -347,7 +390,7 @@ const truthy = new Set(["true", "yes", "on", "1", "y"])
  * A boolean as text, in any case: `true/false`, `yes/no`, `on/off`, `1/0`,
  * `y/n` (what Effect's `Config.Boolean` reads, case aside).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category schemas
  */
 export const BooleanText: Schema.ConstraintCodec<boolean, unknown> = Schema.String.check(

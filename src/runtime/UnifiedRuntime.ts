@@ -1,7 +1,28 @@
 /**
- * The whole in-process feedback loop as one layer.
+ * The whole in-process feedback loop as one layer: a `RateCoordinator` with
+ * the configured provider registered, a `FeedbackBus` (and its
+ * `FeedbackPublisher`), the `RateCoordinatorAdapter`, a `FeedbackHandler`
+ * consuming the bus, `PipelineMetrics`, and a health document over them.
+ *
+ * Use {@link UnifiedRuntime.layer} for a pipeline configured from the
+ * environment (what the service runs), `layerWithSettings` with settings of
+ * your own, `layerWithCoordinator` for buckets shared through Redis. For
+ * another wiring (several providers each driven by feedback, a controller of
+ * your own), compose `FeedbackBus`, `FeedbackHandler.run` and a
+ * `RateController` yourself.
+ *
+ * Gotchas:
+ * - One provider per runtime (`ProviderSettings`); others registered on its
+ *   coordinator are not driven by feedback.
+ * - Every build is a loop of its own: events published on one runtime's bus
+ *   never reach another's. Closing the layer's scope stops everything.
+ * - Its metrics go into the `Metric.MetricRegistry` of the context it is
+ *   built in; `PipelineMetrics.isolated` gives it one of its own.
+ * - `health` is degraded while the provider is throttled, paused or
+ *   recovering, unhealthy while its circuit is open or it is in cooldown.
  *
  * @since 0.1.0
+ * @module
  */
 import * as Clock from "effect/Clock"
 import type * as Config from "effect/Config"
@@ -50,6 +71,24 @@ export type UnifiedRuntimeServices =
  * `PrometheusMetrics` and your exporters read); `PipelineMetrics.isolated`
  * gives a runtime a registry of its own.
  *
+ * @example
+ * ```ts
+ * import { ConfigProvider, Effect } from "effect"
+ * import { UnifiedRuntime } from "market-data-pipeline"
+ *
+ * const program = Effect.gen(function*() {
+ *   const runtime = yield* UnifiedRuntime
+ *   const health = yield* runtime.health
+ *   console.log(runtime.provider, runtime.feedbackEnabled, health.state)
+ * })
+ * const env = ConfigProvider.fromEnv({ env: { MDP_FB_PROVIDER_NAME: "alpaca" } })
+ * Effect.runPromise(program.pipe(
+ *   Effect.provide(UnifiedRuntime.layer),
+ *   Effect.provideService(ConfigProvider.ConfigProvider, env)
+ * ))
+ * // → alpaca true healthy
+ * ```
+ *
  * @since 0.1.0
  * @category services
  */
@@ -58,6 +97,7 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
   readonly health: Effect.Effect<HealthStatus>
   /** Whether the feedback handler is running. */
   readonly feedbackEnabled: boolean
+  /** The provider the runtime registered and drives (`MDP_FB_PROVIDER_NAME`). */
   readonly provider: string
   /** The running feedback handler (status, clear); undefined when feedback is disabled. */
   readonly feedback: FeedbackHandler.FeedbackHandle | undefined
@@ -66,6 +106,28 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
    * The runtime, with settings read from the current `ConfigProvider`
    * (`FeedbackSettings`, `ProviderSettings`: `MDP_FB_*`, `MDP_PROVIDER_*`). Closing its scope stops the handler and
    * removes its metrics; nothing keeps running.
+   *
+   * @example
+   * ```ts
+   * import { ConfigProvider, Effect, Layer } from "effect"
+   * import { FeedbackPublisher, RateCoordinator, UnifiedRuntime } from "market-data-pipeline"
+   *
+   * const env = ConfigProvider.layer(ConfigProvider.fromEnv({
+   *   env: { MDP_PROVIDER_RATE: "50", MDP_FB_SCALE_SOFT: "0.2" }
+   * }))
+   * const program = Effect.gen(function*() {
+   *   const publisher = yield* FeedbackPublisher
+   *   yield* publisher.publish({
+   *     coordinatorId: "store-1", queueSize: 800, capacity: 1000, level: "soft", source: "store", ts: 1
+   *   })
+   *   const state = yield* (yield* RateCoordinator).state("ibkr")
+   *   console.log(`${state.rate} tokens/s`)
+   *   console.log((yield* UnifiedRuntime.health).components[1]?.details["reason"])
+   * })
+   * Effect.runPromise(program.pipe(Effect.provide(UnifiedRuntime.layer.pipe(Layer.provide(env)))))
+   * // → 10 tokens/s
+   * // → provider throttled (scale 0.2) by store-1 at soft
+   * ```
    *
    * @since 0.1.0
    * @category layers
@@ -81,6 +143,30 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
 
   /**
    * The runtime for the `FeedbackSettings` and `ProviderSettings` in context.
+   *
+   * @example
+   * ```ts
+   * import { Effect, Layer } from "effect"
+   * import {
+   *   defaultPolicy,
+   *   FeedbackSettings,
+   *   ProviderSettings,
+   *   RateCoordinator,
+   *   UnifiedRuntime
+   * } from "market-data-pipeline"
+   *
+   * const settings = Layer.mergeAll(
+   *   Layer.succeed(FeedbackSettings, FeedbackSettings.of({ enableFeedback: false, policy: defaultPolicy })),
+   *   Layer.succeed(ProviderSettings, ProviderSettings.of({ name: "ibkr", rate: 100, burst: 20 }))
+   * )
+   * const program = Effect.gen(function*() {
+   *   const runtime = yield* UnifiedRuntime
+   *   const state = yield* (yield* RateCoordinator).state(runtime.provider)
+   *   console.log(runtime.feedbackEnabled, state.baseRate, state.capacity)
+   * })
+   * Effect.runPromise(program.pipe(Effect.provide(UnifiedRuntime.layerWithSettings.pipe(Layer.provide(settings)))))
+   * // → false 100 20
+   * ```
    *
    * @since 0.1.0
    * @category layers
@@ -100,7 +186,36 @@ export class UnifiedRuntime extends Context.Service<UnifiedRuntime, {
    * provides `CoordinatorLevels` (the Redis one does) makes the handler's
    * worst-of span every process.
    *
-   * @since 0.1.0
+   * @example
+   * ```ts
+   * import * as NodeRedis from "@effect/platform-node/NodeRedis"
+   * import { Effect, Layer } from "effect"
+   * import {
+   *   defaultPolicy,
+   *   FeedbackSettings,
+   *   ProviderSettings,
+   *   RateCoordinator,
+   *   UnifiedRuntime
+   * } from "market-data-pipeline"
+   *
+   * // buckets in Redis: every process with this prefix draws on the same tokens (keys expire 10 s after use)
+   * const coordinator = RateCoordinator.layerRedis({ prefix: `mdp-doc-${process.pid}`, keyTtl: "10 seconds" }).pipe(
+   *   Layer.provide(NodeRedis.layer({ url: "redis://127.0.0.1:6379", disableOfflineQueue: true }))
+   * )
+   * const settings = Layer.mergeAll(
+   *   Layer.succeed(FeedbackSettings, FeedbackSettings.of({ enableFeedback: true, policy: defaultPolicy })),
+   *   Layer.succeed(ProviderSettings, ProviderSettings.of({ name: "ibkr", rate: 100, burst: 20 }))
+   * )
+   * const program = Effect.gen(function*() {
+   *   const state = yield* (yield* RateCoordinator).state("ibkr")
+   *   console.log(state.capacity, state.rate)
+   * })
+   * const runtime = UnifiedRuntime.layerWithCoordinator(coordinator).pipe(Layer.provide(settings))
+   * Effect.runPromise(program.pipe(Effect.provide(runtime)))
+   * // → 20 100
+   * ```
+   *
+   * @since 0.2.0
    * @category layers
    */
   static readonly layerWithCoordinator = <Extra, E, R>(

@@ -402,7 +402,7 @@ const titles: ReadonlyArray<readonly [group: string, title: string]> = [
 const documented: ReadonlyArray<Setting.Setting<unknown>> = [...Object.values(all), token]
 
 /**
- * The settings by section, in the order `--help` and the README show them.
+ * The settings by section, in the order `--help` and docs/service.md show them.
  *
  * @since 0.1.0
  * @category settings

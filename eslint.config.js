@@ -2,7 +2,17 @@ import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "**/*.d.ts", "test/docs/.snippets/**", "scratch/**"] },
+  {
+    ignores: [
+      "dist/**",
+      "node_modules/**",
+      "**/*.d.ts",
+      "test/docs/.snippets/**",
+      "test/output/**",
+      "docs/api/**",
+      "scratch/**"
+    ]
+  },
   ...tseslint.configs.recommended,
   ...effect.configs.dprint,
   {

@@ -9,7 +9,7 @@
  * summary "market-data-pipeline vs alternatives": every target, its ratio,
  * ✓ or ✗. With `--json`, stdout is only the JSON document of the run (the
  * machine and every row, see bench/report.ts), the tables go to stderr;
- * `npx node bench/readme.ts FILE` writes it into the README.
+ * `npx node bench/readme.ts FILE` writes it into docs/performance.md.
  */
 import * as Console from "./console.ts"
 import * as Contracts from "./contracts.ts"

@@ -3,9 +3,9 @@
  * its measures as {@link Row}s (our figure next to its alternatives: floors,
  * peers measured in the same process, and the Python reference's figures,
  * `quoted` and never measured here), and every table, in the terminal or in
- * the README, is rendered from those rows alone. `npm run bench -- --json`
+ * docs/performance.md, is rendered from those rows alone. `npm run bench -- --json`
  * prints a {@link BenchDocument}; `bench/readme.ts` turns one into the
- * README's performance section. Pure functions, no clock: the same document
+ * performance page (docs/performance.md). Pure functions, no clock: the same document
  * always renders to the same text.
  */
 
@@ -257,7 +257,7 @@ export const renderMarkdown = (cells: ReadonlyArray<ReadonlyArray<string>>): str
     ...cells.slice(1).map((line) => `| ${line.map(escapeCell).join(" | ")} |`)
   ].join("\n")
 
-/** The README's performance section for `doc`: machine, command, summary, then every table of the run. */
+/** The performance page's generated section for `doc`: machine, command, summary, then every table of the run. */
 export const renderReadmeSection = (doc: BenchDocument): string => {
   const { met, total } = targetCount(doc.rows)
   const lines = [
@@ -295,7 +295,7 @@ export const renderReadmeSection = (doc: BenchDocument): string => {
 const lastTableOf = (doc: BenchDocument, note: Note): string | undefined =>
   doc.rows.findLast((row) => row.suite === note.suite)?.table
 
-/** The markers of the README's generated section. */
+/** The markers of the performance page's generated section. */
 export const begin = "<!-- bench:begin -->"
 export const end = "<!-- bench:end -->"
 
@@ -303,7 +303,7 @@ export const end = "<!-- bench:end -->"
 export const replaceSection = (readme: string, section: string): string => {
   const from = readme.indexOf(begin)
   const to = readme.indexOf(end)
-  if (from < 0 || to < from) throw new Error(`README: the markers ${begin} … ${end} are missing`)
+  if (from < 0 || to < from) throw new Error(`docs/performance.md: the markers ${begin} … ${end} are missing`)
   return `${readme.slice(0, from + begin.length)}\n${section}\n${readme.slice(to)}`
 }
 
@@ -311,7 +311,7 @@ export const replaceSection = (readme: string, section: string): string => {
 export const sectionOf = (readme: string): string => {
   const from = readme.indexOf(begin)
   const to = readme.indexOf(end)
-  if (from < 0 || to < from) throw new Error(`README: the markers ${begin} … ${end} are missing`)
+  if (from < 0 || to < from) throw new Error(`docs/performance.md: the markers ${begin} … ${end} are missing`)
   return readme.slice(from + begin.length + 1, to - 1)
 }
 

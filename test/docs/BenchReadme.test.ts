@@ -1,10 +1,10 @@
 /**
- * The README's performance section is generated, never written by hand:
+ * The performance page (docs/performance.md) is generated, never written by hand:
  * `bench/readme.ts` renders the JSON document of one `npm run bench -- --json`
  * run (bench/report.ts) between the markers `<!-- bench:begin -->` and
  * `<!-- bench:end -->`, and keeps that document as bench/last-run.json. Here:
  * the rendering of a small fixed document is exactly the text below, the same
- * every time; and the README's section is exactly what the generator renders
+ * every time; and the page's section is exactly what the generator renders
  * from bench/last-run.json, a run of every suite. No timing is asserted.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -123,7 +123,7 @@ const expected = [
   "</details>"
 ].join("\n")
 
-describe("the README's performance section", () => {
+describe("the performance page", () => {
   it("renders a fixed document exactly, targets marked ✓ and ✗", () => {
     assert.strictEqual(renderReadmeSection(fixture), expected)
   })
@@ -152,10 +152,10 @@ describe("the README's performance section", () => {
     assert.throws(() => replaceSection("# no markers\n", "x"))
   })
 
-  it("README.md holds exactly what bench/readme.ts generates from bench/last-run.json, a run of every suite", () => {
-    const readme = readFileSync(join(root, "README.md"), "utf8")
-    const performance = readme.slice(readme.indexOf("\n## Performance\n"))
-    assert.isTrue(performance.includes(begin) && performance.includes(end), "markers in the Performance section")
+  it("docs/performance.md holds exactly what bench/readme.ts generates from bench/last-run.json, a run of every suite", () => {
+    const readme = readFileSync(join(root, "docs/performance.md"), "utf8")
+    assert.isTrue(readme.startsWith("# Performance\n"), "docs/performance.md is the Performance page")
+    assert.isTrue(readme.includes(begin) && readme.includes(end), "markers in the Performance page")
     const doc = parseDocument(readFileSync(join(root, "bench/last-run.json"), "utf8"))
     assert.deepStrictEqual(doc.suites, ["contracts", "rate", "feedback", "hardening", "shared", "pulse", "console"])
     assert.strictEqual(sectionOf(readme), renderReadmeSection(doc))

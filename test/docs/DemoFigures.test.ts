@@ -1,11 +1,11 @@
 /**
- * The figures of the README's "Two 40 s runs" table, in virtual time: the
+ * The figures of the "Two 40 s runs" table of docs/service.md, in virtual time: the
  * service's demo loop (the runtime with its default provider settings, the
  * simulated store of `run`, the sink at 120/s stalling 3 s every 15 s) runs
  * for 40 s under `TestClock`, with and without feedback, and the table's rows
  * must be exactly what it produces. A real run (`npm start -- --duration
  * 40`) lands within a few percent of these (timers fire late on a real
- * clock); the README says so.
+ * clock); the page says so.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
@@ -17,8 +17,8 @@ import * as SimulatedStore from "../../src/service/SimulatedStore.ts"
 import * as Simulation from "../../src/service/Simulation.ts"
 
 const root = new URL("../../", import.meta.url).pathname
-const readme = readFileSync(join(root, "README.md"), "utf8")
-/** The README's text with its line breaks as spaces, for phrases that may wrap. */
+const readme = readFileSync(join(root, "docs/service.md"), "utf8")
+/** The page's text with its line breaks as spaces, for phrases that may wrap. */
 const prose = readme.replace(/\s+/g, " ")
 
 /** The demo as `market-data-pipeline run --duration 40` runs it, in virtual time. */
@@ -57,11 +57,11 @@ const figures = (summary: Simulation.Summary) =>
 /** The README table's row whose first cell is `label`: its numbers, as written. */
 const row = (label: string): Array<string> => {
   const line = readme.split("\n").find((l) => l.startsWith(`| ${label} |`))
-  assert.isDefined(line, `no row "${label}" in the README's table`)
+  assert.isDefined(line, `no row "${label}" in docs/service.md's table`)
   return line!.split("|").slice(2, -1).map((cell) => cell.trim())
 }
 
-describe("the README's demo figures", () => {
+describe("the demo figures of docs/service.md", () => {
   it.effect("feedback on: the table's row is the loop's 40 s in virtual time", () =>
     Effect.gen(function*() {
       const { summary } = yield* demo(true)
@@ -69,7 +69,7 @@ describe("the README's demo figures", () => {
     }), { timeout: 60_000 })
 
   it.effect(
-    "--no-feedback: the table's row, when the queue fills, and the drop rates the README states",
+    "--no-feedback: the table's row, when the queue fills, and the drop rates the page states",
     () =>
       Effect.gen(function*() {
         const { samples, summary } = yield* demo(false)

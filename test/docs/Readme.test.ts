@@ -6,12 +6,12 @@
  * order. A block marked ```ts no-run is only typechecked (a deliberate
  * fragment; none is today).
  *
- * The curl sequences of the README (```sh blocks made only of curl commands)
- * run, in order, against the real service started as the README says
+ * The curl sequences of a Markdown file (```sh blocks made only of curl
+ * commands) run, in order, against the real service started as the file says
  * (`run --no-simulated-store`, on a free port instead of 9108), and each
  * command prints exactly the `# → text` lines that follow it.
  *
- * Every block of the README names its language: a block showing a terminal
+ * Every block of the Markdown files names its language: a block showing a terminal
  * (`$ command` lines, each followed by what it prints) is ```console, with a
  * mode the test knows:
  * - ```console stderr exit=N: each command runs (`sh -c`, at the repository's
@@ -23,22 +23,26 @@
  *   figures allowed to differ (the summary's lines are exactly the real
  *   ones, label by label); its status line must be what `formatStatus`
  *   renders at 80 columns.
- * ```text blocks are illustrative and not run. The ```sh blocks that are not
- * curl sequences are commands to type, with no line of output shown, except
- * the "two terminals" shared-bucket demo, which runs on the machine's Redis.
- * Status lines quoted inline (`t=…`) must be what `formatStatus` renders.
+ * The ```sh blocks that are not curl sequences are commands to type, with no
+ * line of output shown, except the "two terminals" shared-bucket demo, which
+ * runs on the machine's Redis. Status lines quoted inline (`t=…`) must be
+ * what `formatStatus` renders. The one ```text block is the folder map of
+ * docs/development.md: every path it names exists. A ```yaml block is the
+ * Prometheus configuration of docs/observability.md: it parses, and scrapes
+ * the service's /metrics on its port. Relative links name existing files and
+ * headings.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFile, spawn } from "node:child_process"
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { join, relative } from "node:path"
+import { spawn } from "node:child_process"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { dirname, join, relative } from "node:path"
+import { parse as parseYaml } from "yaml"
 import { formatStatus } from "../../src/service/Report.ts"
 import type { Sample } from "../../src/service/Simulation.ts"
+import { root, run, runSnippet, typecheck } from "./snippets.ts"
 
-const root = new URL("../../", import.meta.url).pathname
-const snippets = join(root, "test/docs/.snippets")
-const tsc = join(root, "node_modules/typescript/bin/tsc")
+const snippets = join(root, "test/docs/.snippets/markdown")
 const main = join(root, "src/bin/market-data-pipeline.ts")
 
 interface Block {
@@ -49,11 +53,23 @@ interface Block {
   readonly code: string
 }
 
+/** Folders of generated or installed files (written by other tests meanwhile, some of them). */
+const generated = [
+  ".git",
+  "node_modules",
+  "dist",
+  "test/docs/.snippets",
+  "test/output",
+  "docs/api",
+  "api-report",
+  "scratch"
+]
+
 /** The Markdown files of the repository (not its dependencies, not generated folders). */
 const markdownFiles = (dir: string): Array<string> =>
   readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    if ([".git", "node_modules", "dist", ".snippets"].includes(entry.name)) return []
     const path = join(dir, entry.name)
+    if (generated.includes(relative(root, path))) return []
     return entry.isDirectory() ? markdownFiles(path) : entry.name.endsWith(".md") ? [path] : []
   })
 
@@ -81,50 +97,12 @@ const blocks = markdownFiles(root).sort().flatMap(blocksOf)
 const tsBlocks = blocks.filter((block) => block.lang === "ts")
 const snippetName = (block: Block) => `${block.file.replace(/[^A-Za-z0-9]+/g, "_")}_line${block.line}.ts`
 
-/** The lines a block says it prints (`// → text`), in order. */
-const expectedOutput = (code: string): Array<string> =>
-  code.split("\n").flatMap((line) => {
-    const match = /^\s*\/\/ → (.*)$/.exec(line)
-    return match === null ? [] : [match[1]!]
-  })
-
-/** `expected` appear among the lines of `output`, in this order. */
-const inOrder = (output: string, expected: ReadonlyArray<string>): string | undefined => {
-  const lines = output.split("\n")
-  let at = 0
-  for (const line of expected) {
-    const found = lines.indexOf(line, at)
-    if (found < 0) return line
-    at = found + 1
-  }
-  return undefined
-}
-
-interface Ran {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const run = (command: string, args: ReadonlyArray<string>, options: { timeout: number; env?: NodeJS.ProcessEnv }) =>
-  Effect.promise(() =>
-    new Promise<Ran>((resolve) => {
-      execFile(
-        command,
-        args,
-        { cwd: root, timeout: options.timeout, env: options.env ?? process.env, maxBuffer: 16 * 1024 * 1024 },
-        (error, stdout, stderr) =>
-          resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr })
-      )
-    })
-  )
-
 // The shared-bucket example uses the prefix "mdp", the service's default: on the machine's Redis a
 // snippet run takes a prefix of its own, so it never shares a bucket with a service running there.
 const isolate = (code: string): string => code.replaceAll(`prefix: "mdp"`, `prefix: "mdp-readme-${process.pid}"`)
 
 describe("the documentation's TypeScript", () => {
-  it("finds the README's blocks", () => {
+  it("finds the Markdown files' blocks", () => {
     assert.isAtLeast(tsBlocks.length, 5)
     for (const block of tsBlocks) {
       assert.deepStrictEqual(
@@ -137,23 +115,17 @@ describe("the documentation's TypeScript", () => {
 
   it.live("every block typechecks with the project's compiler options", () =>
     Effect.gen(function*() {
-      rmSync(snippets, { recursive: true, force: true })
-      mkdirSync(snippets, { recursive: true })
-      for (const block of tsBlocks) writeFileSync(join(snippets, snippetName(block)), block.code)
-      writeFileSync(
-        join(snippets, "tsconfig.json"),
-        JSON.stringify({
-          extends: "../../../tsconfig.json",
-          compilerOptions: { noEmit: true, moduleDetection: "force", noUnusedLocals: false },
-          include: ["./*.ts"]
-        })
+      const checked = yield* typecheck(
+        snippets,
+        tsBlocks.map((block) => ({ name: snippetName(block), code: block.code }))
       )
-      const checked = yield* run(process.execPath, [tsc, "-p", join(snippets, "tsconfig.json")], { timeout: 180_000 })
       // tsc names the snippet file; its line N is line (block line + N) of the Markdown file
       const located = checked.stdout.replace(
         /([A-Za-z0-9_]+)_line(\d+)\.ts\((\d+),(\d+)\)/g,
-        (_, _name: string, line: string, row: string, column: string) =>
-          `(README block at line ${line}) line ${Number(line) + Number(row)}, column ${column}`
+        (_, name: string, line: string, row: string, column: string) =>
+          `(${tsBlocks.find((b) => snippetName(b) === `${name}_line${line}.ts`)?.file} block at line ${line}) line ${
+            Number(line) + Number(row)
+          }, column ${column}`
       )
       assert.strictEqual(checked.code, 0, located)
     }), { timeout: 200_000 })
@@ -161,17 +133,8 @@ describe("the documentation's TypeScript", () => {
   for (const block of tsBlocks.filter((b) => !b.flags.includes("no-run"))) {
     it.live(`${block.file}:${block.line} runs and prints what it shows`, () =>
       Effect.gen(function*() {
-        mkdirSync(snippets, { recursive: true })
-        const file = join(snippets, `run_${snippetName(block)}`)
-        writeFileSync(file, isolate(block.code))
-        const ran = yield* run(process.execPath, ["--conditions=market-data-pipeline:source", file], {
-          timeout: 60_000,
-          env: { ...process.env, MDP_LOG_LEVEL: "none" }
-        })
-        assert.strictEqual(ran.code, 0, ran.stdout + ran.stderr)
-        const missing = inOrder(ran.stdout, expectedOutput(block.code))
-        assert.isUndefined(missing, `not printed: ${missing}\nstdout:\n${ran.stdout}`)
-        rmSync(file, { force: true })
+        const wrong = yield* runSnippet(snippets, { name: snippetName(block), code: isolate(block.code) })
+        assert.isUndefined(wrong, `${block.file}:${block.line}: ${wrong}`)
       }), { timeout: 90_000 })
   }
 })
@@ -201,18 +164,21 @@ const curlCommands = (block: Block): Array<Command> | undefined => {
   return commands.length > 0 ? commands : undefined
 }
 
-describe("the README's curl sequence", () => {
-  const readme = blocks.filter((block) => block.file === "README.md" && block.lang === "sh")
-  const sequence = readme.flatMap((block) => curlCommands(block) ?? [])
+describe("the curl sequence", () => {
+  const curls = blocks.filter((block) => block.lang === "sh" && curlCommands(block) !== undefined)
+  // one file walks through the HTTP API: its blocks are one session, in order
+  const file = curls[0]?.file ?? "(no file)"
+  const sequence = curls.filter((block) => block.file === file).flatMap((block) => curlCommands(block) ?? [])
 
   it.live(
-    "runs against the service started with --no-simulated-store, each command printing what the README shows",
+    "runs against the service started with --no-simulated-store, each command printing what the file shows",
     () =>
       Effect.gen(function*() {
-        assert.include(readFileSync(join(root, "README.md"), "utf8"), "`npm start -- --no-simulated-store`")
+        assert.deepStrictEqual([...new Set(curls.map((block) => block.file))], [file], "curl sequences in one file")
+        assert.include(readFileSync(join(root, file), "utf8"), "`npm start -- --no-simulated-store`")
         assert.isAtLeast(sequence.length, 5)
         assert.isTrue(sequence.some((command) => command.text.includes("\"level\":\"hard\"")))
-        // the README's service: no token (its curl commands send none)
+        // the file's service: no token (its curl commands send none)
         const { MDP_HTTP_TOKEN: _token, ...env } = process.env
         const service = spawn(process.execPath, [main, "run", "--no-simulated-store", "--port", "0"], {
           cwd: root,
@@ -241,10 +207,9 @@ describe("the README's curl sequence", () => {
 })
 
 // ---------------------------------------------------------------------------
-// the README's terminals: ```console blocks, the two-terminal demo, status lines
+// the terminals: ```console blocks, the two-terminal demo, status lines
 
-const readmeBlocks = blocks.filter((block) => block.file === "README.md")
-const consoleBlocks = readmeBlocks.filter((block) => block.lang === "console")
+const consoleBlocks = blocks.filter((block) => block.lang === "console")
 
 interface Shown {
   readonly command: string
@@ -330,25 +295,28 @@ const shapeOf = (line: string, summary: boolean): RegExp => {
   return new RegExp(`^${loose}$`)
 }
 
-describe("the README's terminals", () => {
+describe("the terminals the Markdown files show", () => {
   it("every block names its language; console blocks have a mode the test knows", () => {
-    for (const block of readmeBlocks) assert.notStrictEqual(block.lang, "", `README.md:${block.line}`)
-    const bare = readFileSync(join(root, "README.md"), "utf8").split("\n").flatMap((line, i, all) =>
-      line === "```" && all.slice(0, i).filter((l) => l.startsWith("```")).length % 2 === 0 ? [i + 1] : []
+    const bare = markdownFiles(root).flatMap((file) =>
+      readFileSync(file, "utf8").split("\n").flatMap((line, i, all) =>
+        line === "```" && all.slice(0, i).filter((l) => l.startsWith("```")).length % 2 === 0
+          ? [`${relative(root, file)}:${i + 1}`]
+          : []
+      )
     )
-    assert.deepStrictEqual(bare, [], "README blocks opened without a language (```text for an illustration)")
+    assert.deepStrictEqual(bare, [], "blocks opened without a language (```text for an illustration)")
     assert.sameMembers(consoleBlocks.map((block) => modeOf(block).kind), ["stderr", "transcript"])
     // the other sh blocks are commands to type: no line of output shown
-    for (const block of readmeBlocks.filter((b) => b.lang === "sh" && curlCommands(b) === undefined)) {
+    for (const block of blocks.filter((b) => b.lang === "sh" && curlCommands(b) === undefined)) {
       if (block.code.includes("--shared-buckets")) continue // the two-terminal demo, run below
       const shown = block.code.split("\n").filter((line) => line.startsWith("#"))
-      assert.deepStrictEqual(shown, [], `README.md:${block.line}: output shown in a block no test runs`)
+      assert.deepStrictEqual(shown, [], `${block.file}:${block.line}: output shown in a block no test runs`)
     }
   })
 
   for (const block of consoleBlocks.filter((b) => modeOf(b).kind === "stderr")) {
     it.live(
-      `README.md:${block.line}: each command exits as shown, printing the lines shown on stderr`,
+      `${block.file}:${block.line}: each command exits as shown, printing the lines shown on stderr`,
       () =>
         Effect.gen(function*() {
           const { exit } = modeOf(block) as { exit: number }
@@ -371,49 +339,55 @@ describe("the README's terminals", () => {
   }
 
   for (const block of consoleBlocks.filter((b) => modeOf(b).kind === "transcript")) {
-    it.live(`README.md:${block.line}: the transcript is what a short real run prints`, () =>
-      Effect.gen(function*() {
-        const shown = transcript(block)
-        assert.lengthOf(shown, 1)
-        const { command, lines: expected } = shown[0]!
-        assert.strictEqual(command, "npm start")
-        const ran = yield* run("sh", ["-c", `${command} 2>&1`], {
-          timeout: 30_000,
-          env: { ...cleanEnv(), MDP_DURATION: "3", MDP_HTTP_PORT: "0" }
-        })
-        const real = lines(ran.stdout)
-        assert.strictEqual(ran.code, 0, ran.stdout)
-        // the status line: what formatStatus renders at 80 columns (the README says so)
-        const statusShown = expected.filter((line) => line.startsWith("t="))
-        assert.lengthOf(statusShown, 1)
-        const status = statusShown[0]!.replace(/\^C$/, "")
-        const { events, sample } = parseStatus(status)
-        assert.strictEqual(formatStatus(sample, events, 80), status)
-        assert.isTrue(real.some((line) => line.startsWith("t=")), ran.stdout)
-        // the other lines, in order; the summary exactly, but for its figures
-        const rest = expected.filter((line) => !line.startsWith("t="))
-        const summaryAt = rest.indexOf("summary")
-        assert.isAtLeast(summaryAt, 0)
-        const realRest = real.filter((line) => !line.startsWith("t="))
-        let at = 0
-        rest.forEach((line, i) => {
-          const shape = shapeOf(line, i > summaryAt)
-          const found = realRest.findIndex((r, j) => j >= at && shape.test(r))
-          assert.isAtLeast(
-            found,
-            0,
-            `README.md:${block.line + 2 + expected.indexOf(line)}: not printed: ${line}\n${ran.stdout}`
-          )
-          at = found + 1
-        })
-        const realSummary = realRest.slice(realRest.indexOf("summary"))
-        assert.strictEqual(realSummary.length, rest.length - summaryAt, `the summary's lines:\n${ran.stdout}`)
-        realSummary.forEach((line, i) => assert.match(line, shapeOf(rest[summaryAt + i]!, i > 0)))
-      }), { timeout: 60_000 })
+    it.live(
+      `${block.file}:${block.line}: the transcript is what a short real run prints`,
+      () =>
+        Effect.gen(function*() {
+          const shown = transcript(block)
+          assert.lengthOf(shown, 1)
+          const { command, lines: expected } = shown[0]!
+          assert.strictEqual(command, "npm start")
+          const ran = yield* run("sh", ["-c", `${command} 2>&1`], {
+            timeout: 30_000,
+            env: { ...cleanEnv(), MDP_DURATION: "3", MDP_HTTP_PORT: "0" }
+          })
+          const real = lines(ran.stdout)
+          assert.strictEqual(ran.code, 0, ran.stdout)
+          // the status line: what formatStatus renders at 80 columns (the docs say so)
+          const statusShown = expected.filter((line) => line.startsWith("t="))
+          assert.lengthOf(statusShown, 1)
+          const status = statusShown[0]!.replace(/\^C$/, "")
+          const { events, sample } = parseStatus(status)
+          assert.strictEqual(formatStatus(sample, events, 80), status)
+          assert.isTrue(real.some((line) => line.startsWith("t=")), ran.stdout)
+          // the other lines, in order; the summary exactly, but for its figures
+          const rest = expected.filter((line) => !line.startsWith("t="))
+          const summaryAt = rest.indexOf("summary")
+          assert.isAtLeast(summaryAt, 0)
+          const realRest = real.filter((line) => !line.startsWith("t="))
+          let at = 0
+          rest.forEach((line, i) => {
+            const shape = shapeOf(line, i > summaryAt)
+            const found = realRest.findIndex((r, j) => j >= at && shape.test(r))
+            assert.isAtLeast(
+              found,
+              0,
+              `${block.file}:${block.line + 2 + expected.indexOf(line)}: not printed: ${line}\n${ran.stdout}`
+            )
+            at = found + 1
+          })
+          const realSummary = realRest.slice(realRest.indexOf("summary"))
+          assert.strictEqual(realSummary.length, rest.length - summaryAt, `the summary's lines:\n${ran.stdout}`)
+          realSummary.forEach((line, i) => assert.match(line, shapeOf(rest[summaryAt + i]!, i > 0)))
+        }),
+      { timeout: 60_000 }
+    )
   }
 
   it("the status lines quoted inline are what formatStatus renders", () => {
-    const quoted = [...readFileSync(join(root, "README.md"), "utf8").matchAll(/`(t=\d[^`]*)`/g)].map((m) => m[1]!)
+    const quoted = markdownFiles(root).flatMap((file) =>
+      [...readFileSync(file, "utf8").matchAll(/`(t=\d[^`]*)`/g)].map((m) => m[1]!)
+    )
     assert.isAtLeast(quoted.length, 1)
     for (const line of quoted) {
       const { events, sample } = parseStatus(line)
@@ -425,7 +399,7 @@ describe("the README's terminals", () => {
     "two terminals, one limit: hard posted to one stops both, ok posted to either resumes both",
     () =>
       Effect.gen(function*() {
-        const demo = readmeBlocks.filter((b) => b.lang === "sh" && b.code.includes("--shared-buckets"))
+        const demo = blocks.filter((b) => b.lang === "sh" && b.code.includes("--shared-buckets"))
         assert.lengthOf(demo, 1)
         const code = demo[0]!.code
         // what the block claims, which this test checks
@@ -507,4 +481,66 @@ describe("the README's terminals", () => {
       }).pipe(Effect.scoped),
     { timeout: 60_000 }
   )
+})
+
+// ---------------------------------------------------------------------------
+// links between the Markdown files
+
+/** A heading's anchor, as GitHub makes it. */
+const anchorOf = (heading: string): string =>
+  heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, "").replace(/\s/g, "-")
+
+/** The text of a Markdown file outside its code blocks. */
+const prose = (file: string): string => readFileSync(file, "utf8").replace(/^```[^\n]*\n[\s\S]*?^```$/gm, "")
+
+describe("the links of the Markdown files", () => {
+  it("every relative link names a file of the repository, and a heading of it when it has an anchor", () => {
+    const broken: Array<string> = []
+    for (const file of markdownFiles(root)) {
+      for (const [, target] of prose(file).matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue // http:, https:, mailto:
+        const [path, anchor] = target!.split("#") as [string, string | undefined]
+        const linked = path === "" ? file : join(dirname(file), path)
+        if (!existsSync(linked)) {
+          broken.push(`${relative(root, file)}: ${target} (no such file)`)
+          continue
+        }
+        if (anchor === undefined) continue
+        const anchors = [...prose(linked).matchAll(/^#+ (.*)$/gm)].map((m) => anchorOf(m[1]!))
+        if (!anchors.includes(anchor)) broken.push(`${relative(root, file)}: ${target} (no such heading)`)
+      }
+    }
+    assert.deepStrictEqual(broken, [])
+  })
+})
+
+describe("the other blocks", () => {
+  it("the one text block is the folder map, and every path it names exists", () => {
+    const texts = blocks.filter((block) => block.lang === "text")
+    assert.deepStrictEqual(texts.map((block) => block.file), ["docs/development.md"])
+    const missing: Array<string> = []
+    let folders: Array<string> = []
+    for (const line of texts[0]!.code.split("\n")) {
+      const entry = /^( *)(\S+)/.exec(line)
+      // an entry's name starts within the name column; the wider indents continue a description
+      if (entry === null || entry[1]!.length >= 28) continue
+      const name = entry[2]!
+      folders = folders.slice(0, entry[1]!.length / 2)
+      const path = [...folders, name.replace(/\/$/, "")].join("/")
+      if (!existsSync(join(root, path))) missing.push(path)
+      if (name.endsWith("/")) folders.push(name.replace(/\/$/, ""))
+    }
+    assert.deepStrictEqual(missing, [], "paths in the folder map that do not exist")
+    assert.include(texts[0]!.code, "src/\n  index.ts")
+  })
+
+  it("the yaml block is a Prometheus configuration that scrapes the service's /metrics", () => {
+    const yamls = blocks.filter((block) => block.lang === "yaml")
+    assert.lengthOf(yamls, 1)
+    const config = parseYaml(yamls[0]!.code)
+    const job = config.scrape_configs[0]
+    assert.strictEqual(job.metrics_path, "/metrics")
+    for (const target of job.static_configs[0].targets) assert.match(target, /:9108$/)
+    assert.match(config.rule_files[0], /alerts\.yml/)
+  })
 })

@@ -33,18 +33,18 @@ const activity = Effect.gen(function*() {
 })
 
 describe("metric definitions", () => {
-  it("the README's metrics table is the one generated from the definitions", () => {
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8")
+  it("the metrics table of docs/observability.md is the one generated from the definitions", () => {
+    const readme = readFileSync(new URL("../../docs/observability.md", import.meta.url), "utf8")
     const begin = "<!-- metrics:begin -->\n"
     const end = "<!-- metrics:end -->"
     const start = readme.indexOf(begin)
     const stop = readme.indexOf(end)
-    assert.isAtLeast(start, 0, "the README has no <!-- metrics:begin --> marker")
-    assert.isAbove(stop, start, "the README has no <!-- metrics:end --> marker after the begin marker")
+    assert.isAtLeast(start, 0, "docs/observability.md has no <!-- metrics:begin --> marker")
+    assert.isAbove(stop, start, "docs/observability.md has no <!-- metrics:end --> marker after the begin marker")
     assert.strictEqual(
       readme.slice(start + begin.length, stop),
       metricsMarkdownTable(),
-      "the README's metrics table differs from metricsMarkdownTable(): paste its output between the markers"
+      "docs/observability.md's metrics table differs from metricsMarkdownTable(): paste its output between the markers"
     )
   })
 

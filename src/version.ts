@@ -14,9 +14,9 @@
  */
 
 /**
- * This package's version, in semver form (`0.1.0`).
+ * This package's version, in semver form (`0.2.0`).
  *
  * @since 0.1.0
  * @category constants
  */
-export const version: string = "0.1.0"
+export const version: string = "0.2.0"

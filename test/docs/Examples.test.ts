@@ -14,20 +14,14 @@ import { Effect } from "effect"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import ts from "typescript"
-import { root, runSnippet, type Snippet, typecheck } from "./snippets.ts"
+import { publicModules as modules, root, runSnippet, type Snippet, typecheck } from "./snippets.ts"
 
-const modules: ReadonlyArray<string> = JSON.parse(readFileSync(join(root, "typedoc.json"), "utf8")).entryPoints
 const dir = join(root, "test/docs/.snippets/examples")
 
-interface Example extends Snippet {
-  /** `src/rate/RateCoordinator.ts:120`, where its code starts. */
-  readonly at: string
-}
-
 /** The ```ts blocks of a module's JSDoc `@example` tags. */
-const examplesOf = (module: string): Array<Example> => {
+const examplesOf = (module: string): Array<Snippet> => {
   const lines = readFileSync(join(root, module), "utf8").split("\n")
-  const examples: Array<Example> = []
+  const examples: Array<Snippet> = []
   for (let i = 0; i < lines.length; i++) {
     if (!/^\s*\* @example\b/.test(lines[i]!)) continue
     // the block opens within the same comment, before any other tag
@@ -39,9 +33,10 @@ const examplesOf = (module: string): Array<Example> => {
       body.push(lines[i]!.replace(/^\s*\* ?/, ""))
     }
     examples.push({
-      at: `${module}:${open + 2}`,
       name: `${module.replace(/[^A-Za-z0-9]+/g, "_")}_line${open + 2}.ts`,
-      code: body.join("\n") + "\n"
+      code: body.join("\n") + "\n",
+      file: module,
+      line: open + 2
     })
   }
   return examples
@@ -51,17 +46,11 @@ const examples = modules.flatMap(examplesOf)
 
 /** The services and layers the public modules export that have no `@example`: `module: name`. */
 const withoutExample = (): Array<string> => {
-  const program = ts.createProgram(modules.map((module) => join(root, module)), {
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    target: ts.ScriptTarget.ES2024,
-    allowImportingTsExtensions: true,
-    noEmit: true,
-    strict: true,
-    exactOptionalPropertyTypes: true,
-    customConditions: ["market-data-pipeline:source"],
-    types: ["node"]
-  })
+  const config = ts.getParsedCommandLineOfConfigFile(join(root, "tsconfig.json"), {}, {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (diagnostic) => assert.fail(String(diagnostic.messageText))
+  })!
+  const program = ts.createProgram(modules.map((module) => join(root, module)), config.options)
   const checker = program.getTypeChecker()
   const hasExample = (node: ts.Node) => ts.getJSDocTags(node).some((tag) => tag.tagName.text === "example")
   const isLayer = (node: ts.Node): boolean => {
@@ -107,22 +96,14 @@ describe("the API reference's examples", () => {
     Effect.gen(function*() {
       assert.isAtLeast(examples.length, 1)
       const checked = yield* typecheck(dir, examples)
-      // tsc names the snippet file; its line N is line (start + N - 1) of the module
-      const located = checked.stdout.replace(
-        /(?:[^\s(]*\/)?([A-Za-z0-9_]+)_line(\d+)\.ts\((\d+),(\d+)\)/g,
-        (_, name: string, line: string, row: string, column: string) =>
-          `${examples.find((e) => e.name === `${name}_line${line}.ts`)?.at.split(":")[0]}:${
-            Number(line) + Number(row) - 1
-          }:${column}`
-      )
-      assert.strictEqual(checked.code, 0, located)
+      assert.strictEqual(checked.code, 0, checked.output)
     }), { timeout: 200_000 })
 
   for (const example of examples) {
-    it.live(`${example.at} runs and prints what it shows`, () =>
+    it.live(`${example.file}:${example.line} runs and prints what it shows`, () =>
       Effect.gen(function*() {
         const wrong = yield* runSnippet(dir, example)
-        assert.isUndefined(wrong, `${example.at}: ${wrong}`)
+        assert.isUndefined(wrong, `${example.file}:${example.line}: ${wrong}`)
       }), { timeout: 90_000 })
   }
 })

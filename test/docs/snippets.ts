@@ -6,17 +6,24 @@
  */
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
-import { mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 
 export const root = new URL("../../", import.meta.url).pathname
 const tsc = join(root, "node_modules/typescript/bin/tsc")
+
+/** The public modules: typedoc.json's entry points, the modules `npm run docs` documents. */
+export const publicModules: ReadonlyArray<string> =
+  JSON.parse(readFileSync(join(root, "typedoc.json"), "utf8")).entryPoints
 
 /** A snippet: its code and where it is written in the repository. */
 export interface Snippet {
   /** A file name for it, unique among its kind (`README_md_line12.ts`). */
   readonly name: string
   readonly code: string
+  /** The file it is written in (`README.md`) and the line of its first line of code there. */
+  readonly file: string
+  readonly line: number
 }
 
 /** The lines a snippet says it prints (`// → text`), in order. */
@@ -64,9 +71,13 @@ export const run = (
 
 /**
  * Typechecks the snippets together in `dir` (emptied first) with the
- * project's compiler options; what tsc printed, its file names as given.
+ * project's compiler options: tsc's exit code, and what it printed with each
+ * location given where the snippet is written (`README.md:42:7`).
  */
-export const typecheck = (dir: string, snippets: ReadonlyArray<Snippet>): Effect.Effect<Ran> =>
+export const typecheck = (
+  dir: string,
+  snippets: ReadonlyArray<Snippet>
+): Effect.Effect<{ readonly code: number | null; readonly output: string }> =>
   Effect.suspend(() => {
     rmSync(dir, { recursive: true, force: true })
     mkdirSync(dir, { recursive: true })
@@ -80,7 +91,21 @@ export const typecheck = (dir: string, snippets: ReadonlyArray<Snippet>): Effect
         exclude: []
       })
     )
-    return run(process.execPath, [tsc, "-p", join(dir, "tsconfig.json")], { timeout: 180_000 })
+    const byName = new Map(snippets.map((snippet) => [snippet.name, snippet]))
+    return Effect.map(
+      run(process.execPath, [tsc, "-p", join(dir, "tsconfig.json")], { timeout: 180_000 }),
+      (checked) => ({
+        code: checked.code,
+        // tsc names the snippet's file; its row N is line (line + N - 1) where the snippet is written
+        output: checked.stdout.replace(
+          /(?:[^\s(]*\/)?([A-Za-z0-9_]+\.ts)\((\d+),(\d+)\)/g,
+          (found, name: string, row, column) => {
+            const snippet = byName.get(name)
+            return snippet === undefined ? found : `${snippet.file}:${snippet.line + Number(row) - 1}:${column}`
+          }
+        )
+      })
+    )
   })
 
 /**
